@@ -1,0 +1,89 @@
+// Backend: the ops the model calls, implemented by the CPU reference backend (fp32, the twin every
+// CUDA kernel is checked against) and by the CUDA backend. All tensors live on the backend's device
+// and are contiguous unless an op says otherwise. Ops return a Status; shapes are checked by the
+// model at load time, so a failing op means a bug or a device error.
+#pragma once
+
+#include "engine/cache/ring_view.h"
+#include "engine/core/result.h"
+#include "engine/core/tensor.h"
+#include "engine/model/rope.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace avs {
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual const char * name() const = 0;
+    virtual Device       device() const = 0;
+    // dtype the weights are converted to at load time (f32 on the CPU twin)
+    virtual DType        weight_dtype() const = 0;
+
+    // ---- memory ----
+    virtual Result<Tensor> alloc(DType dtype, const Shape & shape) = 0;
+    // dst (device, contiguous) <- host tensor of any float dtype, converted to dst's dtype
+    virtual Status upload(const Tensor & dst, const Tensor & host_src) = 0;
+    // host f32 tensor <- device tensor
+    virtual Status download(const Tensor & host_dst, const Tensor & src) = 0;
+    virtual Status copy(const Tensor & dst, const Tensor & src) = 0;  // same device, same dtype
+    virtual Status synchronize() = 0;
+    // bytes currently allocated / peak, for memory accounting
+    virtual uint64_t bytes_in_use() const = 0;
+    virtual uint64_t peak_bytes() const = 0;
+
+    // ---- ops ----
+    // y[M,N] = x[M,K] . w[N,K]^T (+ b[N])
+    virtual Status linear(const Tensor & y, const Tensor & x, const Tensor & w, const Tensor * b) = 0;
+    // y = LN(x) * (1 + scale[f]) + shift[f], no affine; f = row / rows_per_frame; shift/scale are
+    // [F, D] and may be row-strided views (the per-frame modulation chunks).
+    virtual Status layer_norm_modulate(const Tensor & y, const Tensor & x, const Tensor & shift, const Tensor & scale,
+                                       int64_t rows_per_frame, float eps) = 0;
+    // y = LN(x) * w + b
+    virtual Status layer_norm_affine(const Tensor & y, const Tensor & x, const Tensor & w, const Tensor & b, float eps) = 0;
+    // y = x * rsqrt(mean(x^2) + eps) * w over the last dim (q/k norm over the full dim, all heads)
+    virtual Status rms_norm(const Tensor & y, const Tensor & x, const Tensor & w, float eps) = 0;
+    virtual Status gelu_tanh(const Tensor & y, const Tensor & x) = 0;
+    virtual Status silu(const Tensor & y, const Tensor & x) = 0;
+    // x += y * gate[f]; gate [F, D] (may be row-strided)
+    virtual Status gated_residual(const Tensor & x, const Tensor & y, const Tensor & gate, int64_t rows_per_frame) = 0;
+    // x += y
+    virtual Status add(const Tensor & x, const Tensor & y) = 0;
+    // out = a * x + b * y (the flow-matching sampler's updates); out may alias x or y
+    virtual Status axpby(const Tensor & out, float a, const Tensor & x, float b, const Tensor & y) = 0;
+    // out[r, :] = a[r, :] + row[:]   (a, out [R, N]; row [N])
+    virtual Status add_row(const Tensor & out, const Tensor & a, const Tensor & row) = 0;
+    // out[F, freq_dim] = [cos(t f_k), sin(t f_k)], f_k = 10000^(-k/(freq_dim/2)), computed in fp64
+    virtual Status timestep_embedding(const Tensor & out, const std::vector<double> & t) = 0;
+    // tokens[F*(H/ph)*(W/pw), C*ph*pw] (patch vector order c, kh, kw) <- x[C, F, H, W]
+    virtual Status patchify(const Tensor & tokens, const Tensor & x, int ph, int pw) = 0;
+    // x[C, F, H, W] <- u[tokens, ph*pw*C] (channel fastest)
+    virtual Status unpatchify(const Tensor & x, const Tensor & u, int ph, int pw) = 0;
+    // rotate x [frames*tokens_per_frame, heads, head_dim] in place; one temporal position per frame
+    virtual Status rope(const Tensor & x, const RopeLayout & layout, const std::vector<int64_t> & frame_positions) = 0;
+
+    // ---- KV cache and attention ----
+    // Write k, v [F*tokens_per_frame, heads, head_dim] of frames [frame0, frame0+F) into their
+    // ring slots of the stores [slots, tokens_per_frame, heads, head_dim] (converting to the store dtype).
+    virtual Status kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0,
+                            const Tensor & k, const Tensor & v) = 0;
+    // out[Lq, H, D] = softmax(scale * q K^T) V over the frames the ring shows, in logical order;
+    // K is stored before RoPE and rotated here by its read-time position. q is already rotated.
+    virtual Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & k_store, const Tensor & v_store,
+                                  const RingView & ring, const RopeLayout & layout, float scale) = 0;
+    // Plain attention, q [Lq, H, D], k/v [Lk, H, D]. With q_block, k_block > 0 it is block-causal:
+    // key j is visible to query i iff j / k_block <= i / q_block.
+    virtual Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale,
+                             int64_t q_block = 0, int64_t k_block = 0) = 0;
+};
+
+// "cpu" or "cuda"; "auto" picks CUDA when a device is present.
+Result<std::unique_ptr<Backend>> make_backend(const std::string & name);
+std::unique_ptr<Backend> make_cpu_backend();
+bool cuda_available();  // built with CUDA and a device is present
+
+} // namespace avs

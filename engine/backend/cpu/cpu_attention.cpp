@@ -1,0 +1,107 @@
+// CPU twin of the ring KV write and the attention kernels. The twin may gather the visible frames
+// into a scratch copy (the CUDA kernel reads the ring fragments in place); the math is the same:
+// keys rotated at read time by their RingView position, fp32 softmax.
+#include "engine/backend/cpu/cpu_backend.h"
+#include "engine/core/parallel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace avs {
+namespace {
+
+constexpr int64_t kQueryBlock = 256;  // bounds the score scratch to 256 x keys floats
+
+void store_row(const float * src, const Tensor & store, int64_t elem_offset, int64_t n) {
+    if (store.dtype() == DType::f32) {
+        std::memcpy(store.data<float>() + elem_offset, src, size_t(n) * 4);
+    } else {  // bf16 (validated by KvCacheConfig)
+        uint16_t * d = store.data<uint16_t>() + elem_offset;
+        for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+    }
+}
+
+void load_row(const Tensor & store, int64_t elem_offset, float * dst, int64_t n) {
+    if (store.dtype() == DType::f32) {
+        std::memcpy(dst, store.data<float>() + elem_offset, size_t(n) * 4);
+    } else {
+        const uint16_t * s = store.data<uint16_t>() + elem_offset;
+        for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+    }
+}
+
+// out_h = softmax(scale * q_h K_h^T [+ mask]) V_h for every head, rows in blocks.
+// key_limit(i) = number of leading keys visible to query i (Nk when unmasked).
+template <typename Limit>
+void attend(float * out, const float * q, const float * K, const float * V, int64_t Lq, int64_t Nk, int64_t H, int64_t D,
+            float scale, Limit key_limit) {
+    const int64_t ld = H * D;
+    std::vector<float> S(size_t(std::min(Lq, kQueryBlock) * std::max<int64_t>(Nk, 1)));
+    for (int64_t h = 0; h < H; ++h) {
+        for (int64_t r0 = 0; r0 < Lq; r0 += kQueryBlock) {
+            const int64_t rows = std::min(kQueryBlock, Lq - r0);
+            cpu_sgemm_nt(rows, Nk, D, q + r0 * ld + h * D, ld, K + h * D, ld, S.data(), Nk, false);
+            for (int64_t r = 0; r < rows; ++r) {
+                const int64_t lim = key_limit(r0 + r);
+                std::fill(S.data() + r * Nk + lim, S.data() + (r + 1) * Nk, -INFINITY);
+            }
+            cpu_softmax_rows(S.data(), rows, Nk, scale);
+            cpu_sgemm_nn(rows, D, Nk, S.data(), Nk, V + h * D, ld, out + r0 * ld + h * D, ld);
+        }
+    }
+}
+
+} // namespace
+
+Status CpuBackend::kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0,
+                            const Tensor & k, const Tensor & v) {
+    const int64_t per_frame = int64_t(ring.tokens_per_frame) * k.dim(1) * k.dim(2);
+    const int64_t frames    = k.numel() / per_frame;
+    if (k.numel() != frames * per_frame || k_store.numel() != int64_t(ring.capacity()) * per_frame)
+        return make_error(ErrorCode::shape, "kv_write: k %s does not fit store %s", k.str().c_str(), k_store.str().c_str());
+    for (int64_t f = 0; f < frames; ++f) {
+        const int64_t slot = ring.slot_of_frame(frame0 + f);
+        store_row(k.data<float>() + f * per_frame, k_store, slot * per_frame, per_frame);
+        store_row(v.data<float>() + f * per_frame, v_store, slot * per_frame, per_frame);
+    }
+    return {};
+}
+
+Status CpuBackend::attention_ring(const Tensor & out, const Tensor & q, const Tensor & k_store, const Tensor & v_store,
+                                  const RingView & ring, const RopeLayout & layout, float scale) {
+    const int64_t H = q.dim(1), D = q.dim(2), Lq = q.dim(0);
+    const int64_t tpf = ring.tokens_per_frame, per_frame = tpf * H * D;
+    const int32_t nvis = ring.visible_frames();
+    const int64_t Nk   = int64_t(nvis) * tpf;
+    std::vector<float>   K(size_t(Nk * H * D)), V(size_t(Nk * H * D));
+    std::vector<int64_t> pos(static_cast<size_t>(nvis));
+    for (int32_t l = 0; l < nvis; ++l) {
+        const int64_t slot = ring.slot_of_logical(l);
+        load_row(k_store, slot * per_frame, K.data() + l * per_frame, per_frame);
+        load_row(v_store, slot * per_frame, V.data() + l * per_frame, per_frame);
+        pos[size_t(l)] = ring.rope_pos_of_logical(l);
+    }
+    rope_apply_cpu(K.data(), Nk, int(H), int(D), make_rope_tables(layout, pos));
+    attend(out.data<float>(), q.data<float>(), K.data(), V.data(), Lq, Nk, H, D, scale, [Nk](int64_t) { return Nk; });
+    return {};
+}
+
+Status CpuBackend::attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale,
+                             int64_t q_block, int64_t k_block) {
+    const int64_t Lq = q.dim(0), H = q.dim(1), D = q.dim(2), Nk = k.dim(0);
+    if (k.dim(1) != H || k.dim(2) != D || v.numel() != k.numel() || out.numel() != q.numel())
+        return make_error(ErrorCode::shape, "attention: q %s k %s v %s out %s", q.str().c_str(), k.str().c_str(),
+                          v.str().c_str(), out.str().c_str());
+    if (q_block > 0 && k_block > 0) {
+        attend(out.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(), Lq, Nk, H, D, scale,
+               [=](int64_t i) { return std::min(Nk, (i / q_block + 1) * k_block); });
+    } else {
+        attend(out.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(), Lq, Nk, H, D, scale,
+               [Nk](int64_t) { return Nk; });
+    }
+    return {};
+}
+
+} // namespace avs

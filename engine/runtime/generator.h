@@ -1,0 +1,87 @@
+// Generator: the autoregressive loop. Each call to next_chunk() denoises one chunk of latent frames
+// in `steps` DiT passes over the ring KV cache and, in commit mode, runs one more pass at t = 0 that
+// writes the clean chunk's K/V (Self-Forcing). In step mode each step reads and writes its own cache
+// and there is no commit pass (Seko AR).
+#pragma once
+
+#include "engine/cache/kv_cache.h"
+#include "engine/model/dit.h"
+
+#include <memory>
+#include <vector>
+
+namespace avs {
+
+// Initial latents and re-noise ε per (chunk, step); step 0 is the initial latent.
+class NoiseSource {
+public:
+    virtual ~NoiseSource() = default;
+    virtual Status fill(int64_t chunk, int step, const Tensor & host_dst) = 0;  // host f32 [C, F, h, w]
+};
+
+// Counter-based N(0,1) noise: reproducible for (seed, chunk, step).
+class SeededNoise final : public NoiseSource {
+public:
+    explicit SeededNoise(uint64_t seed) : seed_(seed) {}
+    Status fill(int64_t chunk, int step, const Tensor & host_dst) override;
+
+private:
+    uint64_t seed_;
+};
+
+// Noise from a tensor `noise` [chunks, steps, C, F, h, w] (e.g. a golden file).
+class TensorNoise final : public NoiseSource {
+public:
+    explicit TensorNoise(Tensor noise) : noise_(std::move(noise)) {}
+    Status fill(int64_t chunk, int step, const Tensor & host_dst) override;
+
+private:
+    Tensor noise_;
+};
+
+struct GenConfig {
+    int           chunk_frames  = 3;
+    int           steps         = 4;
+    double        shift         = 5.0;
+    int           height_latent = 60;  // latent rows (pixels / 8)
+    int           width_latent  = 104;
+    KvCacheConfig cache;               // its chunk_frames/steps are taken from above
+
+    Status validate(const ModelConfig & model) const;
+};
+
+struct ChunkStats {
+    int64_t             chunk = 0;
+    std::vector<double> step_ms;      // one per denoising step
+    double              commit_ms = 0;
+    double              total_ms  = 0;
+};
+
+class Generator {
+public:
+    static Result<std::unique_ptr<Generator>> create(Dit & dit, const GenConfig & cfg);
+
+    // Generate the next chunk into `out_host` (f32 [C_out, chunk_frames, h, w]). `commit` = false
+    // skips the t = 0 pass (only sensible for the last chunk of a finite run: it changes nothing
+    // that is returned).
+    Status next_chunk(NoiseSource & noise, const Tensor & out_host, ChunkStats * stats = nullptr, bool commit = true);
+
+    int64_t                     chunks_done() const { return chunk_; }
+    const std::vector<double> & timesteps() const { return t_; }
+    const KvCache &             cache() const { return cache_; }
+    const GenConfig &           config() const { return cfg_; }
+    void                        reset();
+
+private:
+    Generator(Dit & dit, GenConfig cfg, KvCache cache) : dit_(dit), cfg_(std::move(cfg)), cache_(std::move(cache)) {}
+
+    Dit &               dit_;
+    GenConfig           cfg_;
+    KvCache             cache_;
+    std::vector<double> t_;
+    int64_t             chunk_ = 0;
+    Tensor              x_, v_, x0_, eps_;  // device [C, F, h, w]
+    Tensor              host_noise_;
+};
+
+} // namespace avs

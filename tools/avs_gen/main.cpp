@@ -1,0 +1,205 @@
+// avs-gen: generate latents chunk by chunk from the command line (the engine end to end, no UI).
+#include "engine/backend/backend.h"
+#include "engine/core/log.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/dit.h"
+#include "engine/runtime/generator.h"
+
+#include <CLI/CLI.hpp>
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <numeric>
+
+using namespace avs;
+
+namespace {
+
+struct Options {
+    std::string model, config, context, noise, dump_latents, backend = "auto";
+    bool        random_init = false;
+    uint64_t    seed = 0;
+    int         height = 0, width = 0;  // pixels; 0 = the config's default
+    int         chunks = 1, chunk_frames = 3, steps = 4, window = 21, sinks = 0;
+    double      shift = 5.0;
+    std::string rope_mode = "absolute", cache_mode = "commit", kv_dtype = "f32", log_level = "info";
+};
+
+double peak_rss_mib() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) / 1024.0;
+}
+
+int fail(const Status & s) {
+    std::fprintf(stderr, "avs-gen: error: %s\n", s.message().c_str());
+    return 1;
+}
+
+Result<Tensor> load_named(const std::string & path, const std::string & name, const char * flag) {
+    auto f = SafetensorsFile::open(path);
+    if (!f) return f.status().with_context(std::string(flag));
+    const TensorInfo * info = f.value()->find(name);
+    if (!info) return make_error(ErrorCode::missing, "%s %s: no tensor named '%s' in the file", flag, path.c_str(), name.c_str());
+    return read_tensor(*info, DType::f32);
+}
+
+int run(const Options & o) {
+    static const std::map<std::string, LogLevel> levels = {
+        {"debug", LogLevel::debug}, {"info", LogLevel::info}, {"warn", LogLevel::warn}, {"error", LogLevel::error}};
+    log_set_level(levels.at(o.log_level));
+
+    auto backend_r = make_backend(o.backend);
+    if (!backend_r) return fail(backend_r.status().with_context("--backend"));
+    std::unique_ptr<Backend> be = std::move(backend_r).value();
+
+    // ---- model ----
+    std::unique_ptr<Dit> dit;
+    if (o.random_init) {
+        auto cfg = config_resolve(o.config.empty() ? "tiny" : o.config);
+        if (!cfg) return fail(cfg.status().with_context("--config"));
+        auto d = Dit::random_init(*be, cfg.value(), o.seed);
+        if (!d) return fail(d.status());
+        dit = std::move(d).value();
+    } else {
+        std::unique_ptr<ModelConfig> cfg;
+        if (!o.config.empty()) {
+            auto c = config_resolve(o.config);
+            if (!c) return fail(c.status().with_context("--config"));
+            cfg = std::make_unique<ModelConfig>(c.value());
+        }
+        auto d = Dit::load(*be, o.model, cfg.get());
+        if (!d) return fail(d.status().with_context("--model " + o.model));
+        dit = std::move(d).value();
+    }
+    const ModelConfig & mc = dit->config();
+    std::printf("model: %s, dim %d, %d layers, %d heads, %.1f M params, weights %.1f MiB on %s\n", mc.name.c_str(), mc.dim,
+                mc.layers, mc.heads, double(mc.param_count()) / 1e6, double(dit->weight_bytes()) / 1048576.0, be->name());
+
+    if (!o.context.empty()) {
+        auto ctx = load_named(o.context, "context", "--context");
+        if (!ctx) return fail(ctx.status());
+        if (auto s = dit->set_context(ctx.value()); !s.ok()) return fail(s.with_context("--context " + o.context));
+    }
+
+    // ---- generator ----
+    const bool small = mc.dim <= 256;  // tiny-class configs default to a small frame
+    const int  H = o.height ? o.height : (small ? 64 : 480), W = o.width ? o.width : (small ? 64 : 832);
+    if (H % 8 || W % 8) return fail(make_error(ErrorCode::invalid_argument, "--height/--width must be multiples of 8 (got %dx%d)", H, W));
+    GenConfig g;
+    g.chunk_frames           = o.chunk_frames;
+    g.steps                  = o.steps;
+    g.shift                  = o.shift;
+    g.height_latent          = H / 8;
+    g.width_latent           = W / 8;
+    g.cache.window           = o.window;
+    g.cache.sinks            = o.sinks;
+    g.cache.rope_mode        = o.rope_mode == "window" ? RopeMode::window : RopeMode::absolute;
+    g.cache.mode             = o.cache_mode == "step" ? CacheMode::step : CacheMode::commit;
+    g.cache.dtype            = o.kv_dtype == "bf16" ? DType::bf16 : DType::f32;
+    g.cache.max_total_frames = int64_t(o.chunks) * o.chunk_frames;
+    auto gen_r = Generator::create(*dit, g);
+    if (!gen_r) return fail(gen_r.status().with_context("--window/--sinks/--chunk-frames/--steps/--height/--width"));
+    Generator & gen = *gen_r.value();
+
+    std::unique_ptr<NoiseSource> noise;
+    if (!o.noise.empty()) {
+        auto n = load_named(o.noise, "noise", "--noise");
+        if (!n) return fail(n.status());
+        const Tensor & t = n.value();
+        const Shape want{o.chunks, o.steps, mc.in_channels, o.chunk_frames, g.height_latent, g.width_latent};
+        if (t.ndim() != 6 || t.dim(0) < o.chunks || t.dim(1) < o.steps || t.dim(2) != want[2] || t.dim(3) != want[3] ||
+            t.dim(4) != want[4] || t.dim(5) != want[5])
+            return fail(make_error(ErrorCode::shape, "--noise %s: tensor 'noise' has shape %s, expected %s", o.noise.c_str(),
+                                   t.shape().str().c_str(), want.str().c_str()));
+        noise = std::make_unique<TensorNoise>(t);
+    } else {
+        noise = std::make_unique<SeededNoise>(o.seed);
+    }
+
+    std::printf("run: %dx%d px (latent %dx%d), %d chunks x %d frames, %d steps (t = ", W, H, g.width_latent, g.height_latent,
+                o.chunks, o.chunk_frames, o.steps);
+    for (size_t i = 0; i < gen.timesteps().size(); ++i) std::printf("%s%.2f", i ? ", " : "", gen.timesteps()[i]);
+    std::printf("), window %d, sinks %d, rope %s, cache %s %s (%.1f MiB)\n", o.window, o.sinks, o.rope_mode.c_str(),
+                o.cache_mode.c_str(), o.kv_dtype.c_str(), double(gen.cache().bytes()) / 1048576.0);
+
+    const int64_t total_frames = int64_t(o.chunks) * o.chunk_frames;
+    Tensor latents = Tensor::host(DType::f32, Shape{mc.out_channels, total_frames, g.height_latent, g.width_latent});
+    Tensor chunk   = Tensor::host(DType::f32, Shape{mc.out_channels, o.chunk_frames, g.height_latent, g.width_latent});
+    if (!latents.defined() || !chunk.defined()) return fail(make_error(ErrorCode::internal, "out of memory for the latents"));
+    std::vector<double> totals;
+    for (int c = 0; c < o.chunks; ++c) {
+        ChunkStats st;
+        // The last chunk's commit pass writes K/V nobody reads: skip it.
+        if (auto s = gen.next_chunk(*noise, chunk, &st, c + 1 < o.chunks); !s.ok()) return fail(s);
+        for (int64_t ch = 0; ch < mc.out_channels; ++ch)
+            for (int f = 0; f < o.chunk_frames; ++f)
+                std::copy_n(chunk.data<float>() + (ch * o.chunk_frames + f) * g.height_latent * g.width_latent,
+                            g.height_latent * g.width_latent,
+                            latents.data<float>() + (ch * total_frames + int64_t(c) * o.chunk_frames + f) * g.height_latent * g.width_latent);
+        std::printf("chunk %d: steps", c);
+        for (double ms : st.step_ms) std::printf(" %.1f", ms);
+        std::printf(" ms, commit %.1f ms, total %.1f ms (%.2f latent frames/s)\n", st.commit_ms, st.total_ms,
+                    1000.0 * o.chunk_frames / st.total_ms);
+        totals.push_back(st.total_ms);
+    }
+    std::sort(totals.begin(), totals.end());
+    std::printf("summary: median chunk %.1f ms, backend peak %.1f MiB, process peak RSS %.1f MiB\n", totals[totals.size() / 2],
+                double(be->peak_bytes()) / 1048576.0, peak_rss_mib());
+
+    if (!o.dump_latents.empty()) {
+        std::map<std::string, std::string> meta = {{"chunks", std::to_string(o.chunks)},
+                                                   {"chunk_frames", std::to_string(o.chunk_frames)},
+                                                   {"steps", std::to_string(o.steps)},
+                                                   {"window", std::to_string(o.window)},
+                                                   {"sinks", std::to_string(o.sinks)},
+                                                   {"rope_mode", o.rope_mode},
+                                                   {"cache_mode", o.cache_mode}};
+        if (auto s = write_safetensors(o.dump_latents, {{"latents", latents}}, meta); !s.ok())
+            return fail(s.with_context("--dump-latents"));
+        std::printf("wrote %s (latents %s)\n", o.dump_latents.c_str(), latents.shape().str().c_str());
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char ** argv) {
+    Options o;
+    CLI::App app{"avs-gen: autoregressive Wan2.1-family video latents, chunk by chunk over a ring KV cache"};
+    auto * model = app.add_option("--model", o.model, "checkpoint: .safetensors file, *.index.json, or a directory")->check(CLI::ExistingPath);
+    auto * rnd   = app.add_flag("--random-init", o.random_init, "random weights instead of a checkpoint (needs --config)");
+    model->excludes(rnd);
+    app.add_option("--config", o.config, "model config: tiny | wan2.1-t2v-1.3b | wan2.1-t2v-14b | FILE.json");
+    app.add_option("--seed", o.seed, "seed for random weights and noise");
+    app.add_option("--backend", o.backend, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+    app.add_option("--context", o.context, "safetensors with tensor 'context' [L, text_dim] (default: zero context)")->check(CLI::ExistingFile);
+    app.add_option("--height", o.height, "frame height in pixels (multiple of 16)")->check(CLI::PositiveNumber);
+    app.add_option("--width", o.width, "frame width in pixels (multiple of 16)")->check(CLI::PositiveNumber);
+    app.add_option("--chunks", o.chunks, "chunks to generate")->check(CLI::Range(1, 1000000));
+    app.add_option("--chunk-frames", o.chunk_frames, "latent frames per chunk")->check(CLI::Range(1, 64));
+    app.add_option("--steps", o.steps, "denoising steps per chunk")->check(CLI::Range(1, 4));
+    app.add_option("--shift", o.shift, "timestep shift")->check(CLI::Range(0.01, 100.0));
+    app.add_option("--window", o.window, "rolling window in latent frames, including the current chunk")->check(CLI::Range(1, 100000));
+    app.add_option("--sinks", o.sinks, "sink frames kept forever")->check(CLI::Range(0, 1000));
+    app.add_option("--rope-mode", o.rope_mode, "absolute | window")->check(CLI::IsMember({"absolute", "window"}));
+    app.add_option("--cache-mode", o.cache_mode, "commit | step")->check(CLI::IsMember({"commit", "step"}));
+    app.add_option("--kv-dtype", o.kv_dtype, "KV cache storage: f32 | bf16")->check(CLI::IsMember({"f32", "bf16"}));
+    app.add_option("--noise", o.noise, "safetensors with 'noise' [chunks, steps, 16, chunk_frames, h, w]")->check(CLI::ExistingFile);
+    app.add_option("--dump-latents", o.dump_latents, "write 'latents' [16, frames, h, w] to this safetensors file");
+    app.add_option("--log-level", o.log_level, "debug | info | warn | error")->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e);
+    }
+    if (!o.random_init && o.model.empty()) {
+        std::fprintf(stderr, "avs-gen: error: give --model PATH or --random-init --config NAME\n");
+        return 2;
+    }
+    return run(o);
+}
