@@ -60,6 +60,8 @@ public:
     const std::string &             path() const { return path_; }
     // Directory holding the checkpoint (for a sibling config.json).
     const std::string &             dir() const { return dir_; }
+    // `__metadata__` of the (first) file: our own exports carry their model config here.
+    const std::map<std::string, std::string> & metadata() const;
 
 private:
     std::string                                   path_;
