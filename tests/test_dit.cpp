@@ -151,8 +151,10 @@ TEST_CASE("a checkpoint loads identically under official, diffusers and prefixed
         INFO(f << ": " << (d.ok() ? "" : d.status().message()));
         REQUIRE(d.ok());
         REQUIRE(d.value()->config().dim == 128);
-        REQUIRE(d.value()->config().heads == 1);  // inferred as head_dim 128: 128/128
-        // the inferred heads differ from the tiny preset, so load again with the preset config
+        REQUIRE(d.value()->config().layers == 2);
+        REQUIRE(d.value()->config().ffn_dim == 256);
+        REQUIRE(d.value()->config().heads == 1);  // inferred with head_dim 128, as every Wan2.1 model
+        // the tiny preset has 2 heads of 64: load again with its config
         auto e = Dit::load(be, (dir / (std::string(f) + ".safetensors")).string(), &cfg);
         REQUIRE(e.ok());
         KvCache c1 = make_cache(be, cfg, CacheMode::commit, 3);
@@ -160,6 +162,28 @@ TEST_CASE("a checkpoint loads identically under official, diffusers and prefixed
         REQUIRE(e.value()->forward_chunk(x, {700, 700, 700}, c1, 0, 0, got).ok());
         REQUIRE(test::rel_err(got, want) < (std::string(f) == "bf16" ? 2e-2 : 1e-7));
     }
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a config in the file's metadata is used when no config is given", "[dit][loader]") {
+    auto dir = test::temp_dir("dit-meta");
+    const ModelConfig cfg = config_preset("tiny").value();
+    CpuBackend be;
+    DitWeights w;
+    REQUIRE(random_weights(be, cfg, 9, w).ok());
+    std::vector<std::pair<std::string, Tensor>> named;
+    for (auto & s : weight_slots(w, cfg)) named.emplace_back(s.name, s.dst->reshape(s.checkpoint_shape));
+    const std::string p = (dir / "own.safetensors").string();
+    REQUIRE(write_safetensors(p, named, {{"avs.config", config_to_json(cfg)}}).ok());
+    auto d = Dit::load(be, p, nullptr);
+    REQUIRE(d.ok());
+    REQUIRE(d.value()->config().heads == 2);
+    // an odd dim without any config cannot be inferred: a clear error asks for one
+    ModelConfig odd = cfg;
+    odd.dim = 96; odd.heads = 2;
+    REQUIRE(test::save_random_weights((dir / "odd.safetensors").string(), odd, 1, DType::f32, [](auto & n) { return n; }).ok());
+    auto e = Dit::load(be, (dir / "odd.safetensors").string(), nullptr);
+    REQUIRE_THAT(e.status().message(), Catch::Contains("--config") && Catch::Contains("96"));
     std::filesystem::remove_all(dir);
 }
 

@@ -15,6 +15,9 @@ Result<std::unique_ptr<Dit>> Dit::load(Backend & backend, const std::string & pa
     ModelConfig cfg;
     if (config) {
         cfg = *config;
+    } else if (auto it = ckpt->metadata().find("avs.config"); it != ckpt->metadata().end()) {
+        // our own exports (tools/train, tools/reference) carry their config in the file
+        AVS_ASSIGN_OR_RETURN(cfg, config_from_json(it->second, path + " (__metadata__ avs.config)"));
     } else if (fs::exists(fs::path(ckpt->dir()) / "config.json")) {
         AVS_ASSIGN_OR_RETURN(cfg, config_from_file((fs::path(ckpt->dir()) / "config.json").string()));
     } else {

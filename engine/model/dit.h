@@ -26,8 +26,9 @@ struct DitTaps {
 
 class Dit {
 public:
-    // From a checkpoint; the config comes from `config` when given, else from the checkpoint
-    // directory's config.json, else it is inferred from tensor shapes.
+    // From a checkpoint; the config comes from `config` when given, else from the file's
+    // `__metadata__` key "avs.config", else the checkpoint directory's config.json, else it is
+    // inferred from tensor shapes (head_dim 128, as every Wan2.1 model).
     static Result<std::unique_ptr<Dit>> load(Backend & backend, const std::string & path, const ModelConfig * config);
     static Result<std::unique_ptr<Dit>> random_init(Backend & backend, const ModelConfig & config, uint64_t seed);
 

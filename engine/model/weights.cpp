@@ -5,6 +5,7 @@
 #include "engine/model/name_map.h"
 #include "engine/runtime/rng.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -114,11 +115,15 @@ Status load_weights(Backend & backend, const ModelConfig & c, const Checkpoint &
 Status random_weights(Backend & backend, const ModelConfig & c, uint64_t seed, DitWeights & w) {
     auto     slots = weight_slots(w, c);
     uint64_t idx   = 0;
+    int64_t  most  = 0;
+    for (auto & s : slots) most = std::max(most, s.shape.numel());
+    // One staging buffer for all tensors: no per-tensor host allocation churn (1.3B: 825 tensors).
+    AVS_ASSIGN_OR_RETURN(Tensor staging, Tensor::zeros(DType::f32, Shape{most}));
     for (auto & s : slots) {
         ++idx;
-        AVS_ASSIGN_OR_RETURN(Tensor host, Tensor::zeros(DType::f32, s.shape));
-        float *       p = host.data<float>();
-        const int64_t n = host.numel();
+        const Tensor  host = staging.slice(0, 0, s.shape.numel()).reshape(s.shape);
+        float *       p    = host.data<float>();
+        const int64_t n    = host.numel();
         const bool is_norm = s.name.find("norm") != std::string::npos && s.name.find(".weight") != std::string::npos;
         if (is_norm) {
             for (int64_t i = 0; i < n; ++i) p[i] = 1.0f;
@@ -164,7 +169,12 @@ Result<ModelConfig> infer_config(const Checkpoint & ckpt) {
     c.freq_dim    = int(tm[1]);
     c.ffn_dim     = int(ff[0]);
     c.out_channels = int(hd[0]) / std::max(1, c.patch_volume());
-    c.heads       = c.dim % 128 == 0 ? c.dim / 128 : 1;  // every Wan2.1 model uses head_dim 128
+    // No tensor carries the head count; every Wan2.1 model uses head_dim 128.
+    if (c.dim % 128 != 0)
+        return make_error(ErrorCode::invalid_argument,
+                          "%s: cannot infer the head count of a dim-%d model (not a multiple of 128): give a config (--config)",
+                          ckpt.path().c_str(), c.dim);
+    c.heads = c.dim / 128;
     int layers = 0;
     while (shapes.count("blocks." + std::to_string(layers) + ".modulation")) ++layers;
     c.layers = layers;

@@ -32,13 +32,12 @@ void load_row(const Tensor & store, int64_t elem_offset, float * dst, int64_t n)
     }
 }
 
-// out_h = softmax(scale * q_h K_h^T [+ mask]) V_h for every head, rows in blocks.
-// key_limit(i) = number of leading keys visible to query i (Nk when unmasked).
-template <typename Limit>
-void attend(float * out, const float * q, const float * K, const float * V, int64_t Lq, int64_t Nk, int64_t H, int64_t D,
-            float scale, Limit key_limit) {
+} // namespace
+
+void cpu_attend(float * out, const float * q, const float * K, const float * V, int64_t Lq, int64_t Nk, int64_t H, int64_t D,
+                float scale, const std::function<int64_t(int64_t)> & key_limit, std::vector<float> & S) {
     const int64_t ld = H * D;
-    std::vector<float> S(size_t(std::min(Lq, kQueryBlock) * std::max<int64_t>(Nk, 1)));
+    S.resize(size_t(std::min(Lq, kQueryBlock) * std::max<int64_t>(Nk, 1)));
     for (int64_t h = 0; h < H; ++h) {
         for (int64_t r0 = 0; r0 < Lq; r0 += kQueryBlock) {
             const int64_t rows = std::min(kQueryBlock, Lq - r0);
@@ -52,8 +51,6 @@ void attend(float * out, const float * q, const float * K, const float * V, int6
         }
     }
 }
-
-} // namespace
 
 Status CpuBackend::kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0,
                             const Tensor & k, const Tensor & v) {
@@ -75,16 +72,18 @@ Status CpuBackend::attention_ring(const Tensor & out, const Tensor & q, const Te
     const int64_t tpf = ring.tokens_per_frame, per_frame = tpf * H * D;
     const int32_t nvis = ring.visible_frames();
     const int64_t Nk   = int64_t(nvis) * tpf;
-    std::vector<float>   K(size_t(Nk * H * D)), V(size_t(Nk * H * D));
+    att_k_.resize(size_t(Nk * H * D));
+    att_v_.resize(size_t(Nk * H * D));
     std::vector<int64_t> pos(static_cast<size_t>(nvis));
     for (int32_t l = 0; l < nvis; ++l) {
         const int64_t slot = ring.slot_of_logical(l);
-        load_row(k_store, slot * per_frame, K.data() + l * per_frame, per_frame);
-        load_row(v_store, slot * per_frame, V.data() + l * per_frame, per_frame);
+        load_row(k_store, slot * per_frame, att_k_.data() + l * per_frame, per_frame);
+        load_row(v_store, slot * per_frame, att_v_.data() + l * per_frame, per_frame);
         pos[size_t(l)] = ring.rope_pos_of_logical(l);
     }
-    rope_apply_cpu(K.data(), Nk, int(H), int(D), make_rope_tables(layout, pos));
-    attend(out.data<float>(), q.data<float>(), K.data(), V.data(), Lq, Nk, H, D, scale, [Nk](int64_t) { return Nk; });
+    rope_apply_cpu(att_k_.data(), Nk, int(H), int(D), make_rope_tables(layout, pos));
+    cpu_attend(out.data<float>(), q.data<float>(), att_k_.data(), att_v_.data(), Lq, Nk, H, D, scale,
+               [Nk](int64_t) { return Nk; }, att_s_);
     return {};
 }
 
@@ -94,13 +93,9 @@ Status CpuBackend::attention(const Tensor & out, const Tensor & q, const Tensor 
     if (k.dim(1) != H || k.dim(2) != D || v.numel() != k.numel() || out.numel() != q.numel())
         return make_error(ErrorCode::shape, "attention: q %s k %s v %s out %s", q.str().c_str(), k.str().c_str(),
                           v.str().c_str(), out.str().c_str());
-    if (q_block > 0 && k_block > 0) {
-        attend(out.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(), Lq, Nk, H, D, scale,
-               [=](int64_t i) { return std::min(Nk, (i / q_block + 1) * k_block); });
-    } else {
-        attend(out.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(), Lq, Nk, H, D, scale,
-               [Nk](int64_t) { return Nk; });
-    }
+    const bool causal = q_block > 0 && k_block > 0;
+    cpu_attend(out.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(), Lq, Nk, H, D, scale,
+               [=](int64_t i) { return causal ? std::min(Nk, (i / q_block + 1) * k_block) : Nk; }, att_s_);
     return {};
 }
 

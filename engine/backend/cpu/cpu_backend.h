@@ -6,6 +6,8 @@
 #include "engine/backend/backend.h"
 
 #include <atomic>
+#include <functional>
+#include <vector>
 
 namespace avs {
 
@@ -47,6 +49,9 @@ public:
                      int64_t q_block, int64_t k_block) override;
 
 private:
+    // Attention scratch (gathered, rotated K/V and one block of scores), kept between calls: the
+    // 1.3B chunk needs ~60 MB per call and reallocating it every layer costs page faults.
+    std::vector<float> att_k_, att_v_, att_s_;
     // shared so that buffers outliving the backend can still decrement safely
     std::shared_ptr<std::atomic<uint64_t>> in_use_ = std::make_shared<std::atomic<uint64_t>>(0);
     std::shared_ptr<std::atomic<uint64_t>> peak_   = std::make_shared<std::atomic<uint64_t>>(0);
@@ -62,5 +67,10 @@ void cpu_sgemm_nn(int64_t M, int64_t N, int64_t K, const float * A, int64_t lda,
 
 // softmax(scale * s) over each row of S [rows, cols] in place (fp32, max-subtracted)
 void cpu_softmax_rows(float * S, int64_t rows, int64_t cols, float scale);
+
+// out[Lq, H, D] = softmax(scale * q K^T) V per head, q/K/V row stride H*D, in blocks of query
+// rows; key_limit(i) = how many leading keys query i sees. `scores` is scratch (resized as needed).
+void cpu_attend(float * out, const float * q, const float * K, const float * V, int64_t Lq, int64_t Nk, int64_t H, int64_t D,
+                float scale, const std::function<int64_t(int64_t)> & key_limit, std::vector<float> & scores);
 
 } // namespace avs
