@@ -140,13 +140,24 @@ TEST_CASE("a checkpoint loads identically under official, diffusers and prefixed
                                       [](auto & n) { return "generator." + n; }).ok());
     REQUIRE(test::save_random_weights((dir / "bf16.safetensors").string(), cfg, seed, DType::bf16, [](auto & n) { return n; }).ok());
 
+    {
+        // Other writers need not align tensor data: one more header byte misaligns every tensor.
+        std::ifstream in(dir / "official.safetensors", std::ios::binary);
+        std::string   bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; --i) n = (n << 8) | uint8_t(bytes[size_t(i)]);
+        bytes.insert(size_t(8 + n), " ");
+        ++n;
+        for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char(uint8_t(n >> (8 * i)));
+        std::ofstream(dir / "unaligned.safetensors", std::ios::binary) << bytes;
+    }
     CpuBackend be;
     auto ref = tiny_dit(be, seed);
     Tensor x = test::randn(Shape{16, 3, kH, kW}, 80);
     Tensor want = Tensor::host(DType::f32, x.shape());
     KvCache c0 = make_cache(be, cfg, CacheMode::commit, 3);
     REQUIRE(ref->forward_chunk(x, {700, 700, 700}, c0, 0, 0, want).ok());
-    for (const char * f : {"official", "diffusers", "sf", "bf16"}) {
+    for (const char * f : {"official", "diffusers", "sf", "bf16", "unaligned"}) {
         auto d = Dit::load(be, (dir / (std::string(f) + ".safetensors")).string(), nullptr);  // config inferred from shapes
         INFO(f << ": " << (d.ok() ? "" : d.status().message()));
         REQUIRE(d.ok());

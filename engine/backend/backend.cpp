@@ -13,8 +13,10 @@ bool cuda_available() {
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string & name) {
-    if (name == "cpu" || (name == "auto" && !cuda_available())) return make_cpu_backend();
-    if (name == "cuda" || name == "auto") {
+    // "auto" means the fastest backend that can run the model here. The CUDA backend's ops are not
+    // built yet, so that is the CPU backend even on a GPU machine.
+    if (name == "cpu" || name == "auto") return make_cpu_backend();
+    if (name == "cuda") {
 #if defined(AVS_HAVE_CUDA)
         if (cuda_device_count() <= 0)
             return make_error(ErrorCode::device, "backend 'cuda' requested but no CUDA device is present");

@@ -5,6 +5,7 @@
 #include "engine/core/result.h"
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 

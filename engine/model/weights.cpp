@@ -96,8 +96,15 @@ Status load_weights(Backend & backend, const ModelConfig & c, const Checkpoint &
         if (!seen.insert(name).second)
             return make_error(ErrorCode::format, "%s: tensor '%s' appears twice (under two names)", ckpt.path().c_str(), name.c_str());
         // A non-owning view over the mapping: the backend converts straight from the file's bytes.
-        auto   view_buf = std::make_shared<Buffer>(const_cast<uint8_t *>(info.data), info.end - info.begin, Device::cpu, nullptr);
-        Tensor src(view_buf, 0, info.dtype, s.shape);
+        // Writers need not align tensor data; typed reads need it, so misaligned data is copied.
+        Tensor src;
+        if (reinterpret_cast<uintptr_t>(info.data) % uint64_t(dtype_bits(info.dtype) / 8) == 0) {
+            auto view_buf = std::make_shared<Buffer>(const_cast<uint8_t *>(info.data), info.end - info.begin, Device::cpu, nullptr);
+            src = Tensor(view_buf, 0, info.dtype, s.shape);
+        } else {
+            AVS_ASSIGN_OR_RETURN(src, read_tensor(info, info.dtype));
+            src = src.reshape(s.shape);
+        }
         AVS_ASSIGN_OR_RETURN(*s.dst, backend.alloc(slot_dtype(backend, s), s.shape));
         AVS_TRY(backend.upload(*s.dst, src).with_context(ckpt.path() + ": tensor '" + info.name + "'"));
     }

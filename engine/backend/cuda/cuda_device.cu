@@ -18,7 +18,7 @@ std::string cuda_device_description(int device) {
     cudaDeviceProp p{};
     const cudaError_t err = cudaGetDeviceProperties(&p, device);
     if (err != cudaSuccess) return std::string("no CUDA device ") + std::to_string(device) + ": " + cudaGetErrorString(err);
-    char buf[256];
+    char buf[512];
     std::snprintf(buf, sizeof(buf), "%s (sm_%d%d, %.1f GiB)", p.name, p.major, p.minor,
                   double(p.totalGlobalMem) / double(1ull << 30));
     return buf;
