@@ -146,4 +146,27 @@ template <typename F> cudaError_t dispatch_float(DType t, F && f) {
     }
 }
 
+// ---- elementwise y = Op::apply(x) over f32/bf16 operands (fp32 math) ----
+
+// No __restrict__: in place is allowed.
+template <typename Op, typename TIn, typename TOut>
+static __global__ void unary_kernel(TOut * y, const TIn * x, int64_t n) {
+    for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = from_f32<TOut>(Op::apply(to_f32(x[i])));
+}
+
+template <typename Op>
+cudaError_t launch_unary(void * y, DType y_dtype, const void * x, DType x_dtype, int64_t n, cudaStream_t stream) {
+    if (n == 0) return cudaSuccess;
+    if (y == x && y_dtype != x_dtype) return cudaErrorInvalidValue;  // element i would overwrite others' inputs
+    return dispatch_float(x_dtype, [&](auto in) {
+        using TIn = typename decltype(in)::type;
+        return dispatch_float(y_dtype, [&](auto out) {
+            using TOut = typename decltype(out)::type;
+            unary_kernel<Op, TIn, TOut><<<grid_for(n), kElementThreads, 0, stream>>>(static_cast<TOut *>(y),
+                                                                                    static_cast<const TIn *>(x), n);
+            return cudaGetLastError();
+        });
+    });
+}
+
 } // namespace avs::kernels

@@ -4,28 +4,13 @@
 
 namespace avs::kernels {
 
-// Same fp32 formula as the CPU twin. No __restrict__: in place is allowed.
-template <typename TIn, typename TOut>
-static __global__ void silu_kernel(TOut * y, const TIn * x, int64_t n) {
-    for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-        const float v = to_f32(x[i]);
-        y[i] = from_f32<TOut>(v / (1.0f + expf(-v)));
-    }
-}
+// Same fp32 formula as the CPU twin.
+struct Silu {
+    static __device__ __forceinline__ float apply(float v) { return v / (1.0f + expf(-v)); }
+};
 
 cudaError_t silu(void * y, DType y_dtype, const void * x, DType x_dtype, int64_t n, cudaStream_t stream) {
-    if (n == 0) return cudaSuccess;
-    if (y == x && y_dtype != x_dtype) return cudaErrorInvalidValue;  // element i would overwrite others' inputs
-    return dispatch_float(x_dtype, [&](auto in) {
-        using TIn = typename decltype(in)::type;
-        return dispatch_float(y_dtype, [&](auto out) {
-            using TOut = typename decltype(out)::type;
-            auto * dst = static_cast<TOut *>(y);
-            auto * src = static_cast<const TIn *>(x);
-            silu_kernel<TIn, TOut><<<grid_for(n), kElementThreads, 0, stream>>>(dst, src, n);
-            return cudaGetLastError();
-        });
-    });
+    return launch_unary<Silu>(y, y_dtype, x, x_dtype, n, stream);
 }
 
 } // namespace avs::kernels
