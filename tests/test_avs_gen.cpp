@@ -39,7 +39,7 @@ Tensor read_named(const std::string & path, const std::string & name) {
 TEST_CASE("avs-gen --random-init --config tiny runs end to end and dumps latents", "[avs_gen]") {
     auto dir = test::temp_dir("gen-ok");
     const std::string out = (dir / "lat.safetensors").string();
-    Run r = run_gen("--random-init --config tiny --seed 3 --chunks 3 --window 6 --sinks 1 --rope-mode window --dump-latents " + out, dir);
+    Run r = run_gen("--backend cpu --random-init --config tiny --seed 3 --chunks 3 --window 6 --sinks 1 --rope-mode window --dump-latents " + out, dir);
     INFO(r.out);
     REQUIRE(r.code == 0);
     REQUIRE_THAT(r.out, Catch::Contains("chunk 2:") && Catch::Contains("summary"));
@@ -49,7 +49,7 @@ TEST_CASE("avs-gen --random-init --config tiny runs end to end and dumps latents
     REQUIRE(test::max_abs(lat) > 0.1);
     // same seed, same latents
     const std::string out2 = (dir / "lat2.safetensors").string();
-    REQUIRE(run_gen("--random-init --config tiny --seed 3 --chunks 3 --window 6 --sinks 1 --rope-mode window --dump-latents " + out2, dir).code == 0);
+    REQUIRE(run_gen("--backend cpu --random-init --config tiny --seed 3 --chunks 3 --window 6 --sinks 1 --rope-mode window --dump-latents " + out2, dir).code == 0);
     REQUIRE(test::rel_err(read_named(out2, "latents"), lat) == 0.0);
     std::filesystem::remove_all(dir);
 }
@@ -57,7 +57,7 @@ TEST_CASE("avs-gen --random-init --config tiny runs end to end and dumps latents
 TEST_CASE("avs-gen reproduces the PyTorch golden from the command line", "[avs_gen][golden]") {
     auto dir = test::temp_dir("gen-golden");
     const std::string out = (dir / "lat.safetensors").string();
-    Run r = run_gen("--model " + test::data_path("tiny_weights.safetensors") + " --config " + test::data_path("tiny_config.json") +
+    Run r = run_gen("--backend cpu --model " + test::data_path("tiny_weights.safetensors") + " --config " + test::data_path("tiny_config.json") +
                         " --context " + test::data_path("tiny_context.safetensors") + " --noise " +
                         test::data_path("golden_commit_w6_s1_window.safetensors") +
                         " --height 64 --width 64 --chunks 4 --window 6 --sinks 1 --rope-mode window --dump-latents " + out,

@@ -13,14 +13,12 @@ bool cuda_available() {
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string & name) {
-    // "auto" means the fastest backend that can run the model here. The CUDA backend's ops are not
-    // built yet, so that is the CPU backend even on a GPU machine.
-    if (name == "cpu" || name == "auto") return make_cpu_backend();
-    if (name == "cuda") {
+    if (name == "cpu" || (name == "auto" && !cuda_available())) return make_cpu_backend();
+    if (name == "cuda" || name == "auto") {
 #if defined(AVS_HAVE_CUDA)
         if (cuda_device_count() <= 0)
             return make_error(ErrorCode::device, "backend 'cuda' requested but no CUDA device is present");
-        return make_error(ErrorCode::unsupported, "the CUDA backend's DiT ops are not built yet; use --backend cpu");
+        return make_cuda_backend(0);
 #else
         return make_error(ErrorCode::unsupported, "backend 'cuda' requested but this build has no CUDA (AVS_CUDA=OFF)");
 #endif

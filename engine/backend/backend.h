@@ -21,8 +21,11 @@ public:
 
     virtual const char * name() const = 0;
     virtual Device       device() const = 0;
-    // dtype the weights are converted to at load time (f32 on the CPU twin)
+    // dtype the weight matrices are converted to at load time (f32 on the CPU twin, bf16 on CUDA)
     virtual DType        weight_dtype() const = 0;
+    // dtype of activations that feed GEMMs and attention (LN outputs, q/k/v, FFN hidden); the
+    // residual stream, norm statistics, modulation and the time embedding stay f32 everywhere.
+    virtual DType        act_dtype() const = 0;
 
     // ---- memory ----
     virtual Result<Tensor> alloc(DType dtype, const Shape & shape) = 0;

@@ -58,9 +58,10 @@ Status Dit::set_context(const Tensor & context_host) {
     AVS_ASSIGN_OR_RETURN(Tensor padded, Tensor::zeros(DType::f32, Shape{Lt, cfg_.text_dim}));
     AVS_TRY(convert_to_f32(context_host.raw(), context_host.dtype(), padded.data<float>(), uint64_t(context_host.numel())));
 
-    AVS_ASSIGN_OR_RETURN(Tensor ctx, be_.alloc(DType::f32, Shape{Lt, cfg_.text_dim}));
-    AVS_ASSIGN_OR_RETURN(Tensor t1, be_.alloc(DType::f32, Shape{Lt, D}));
-    AVS_ASSIGN_OR_RETURN(text_emb_, be_.alloc(DType::f32, Shape{Lt, D}));
+    const DType act = be_.act_dtype();
+    AVS_ASSIGN_OR_RETURN(Tensor ctx, be_.alloc(act, Shape{Lt, cfg_.text_dim}));
+    AVS_ASSIGN_OR_RETURN(Tensor t1, be_.alloc(act, Shape{Lt, D}));
+    AVS_ASSIGN_OR_RETURN(text_emb_, be_.alloc(act, Shape{Lt, D}));
     AVS_TRY(be_.upload(ctx, padded));
     AVS_TRY(be_.linear(t1, ctx, w_.text_embedding_0.weight, &w_.text_embedding_0.bias));      // [Lt, D]
     AVS_TRY(be_.gelu_tanh(t1, t1));
@@ -70,8 +71,8 @@ Status Dit::set_context(const Tensor & context_host) {
     cross_v_.resize(size_t(cfg_.layers));
     for (int l = 0; l < cfg_.layers; ++l) {
         const AttnWeights & ca = w_.blocks[size_t(l)].cross_attn;
-        AVS_ASSIGN_OR_RETURN(cross_k_[size_t(l)], be_.alloc(DType::f32, Shape{Lt, H, Dh}));
-        AVS_ASSIGN_OR_RETURN(cross_v_[size_t(l)], be_.alloc(DType::f32, Shape{Lt, H, Dh}));
+        AVS_ASSIGN_OR_RETURN(cross_k_[size_t(l)], be_.alloc(act, Shape{Lt, H, Dh}));
+        AVS_ASSIGN_OR_RETURN(cross_v_[size_t(l)], be_.alloc(act, Shape{Lt, H, Dh}));
         AVS_TRY(be_.linear(t1, text_emb_, ca.k.weight, &ca.k.bias));                           // [Lt, D]
         AVS_TRY(be_.rms_norm(cross_k_[size_t(l)], t1, ca.norm_k, float(cfg_.eps)));           // [Lt, H, Dh]
         AVS_TRY(be_.linear(cross_v_[size_t(l)], text_emb_, ca.v.weight, &ca.v.bias));         // [Lt, H, Dh]
@@ -86,24 +87,27 @@ Status Dit::ensure_scratch(int64_t L, int64_t F) {
     s_ = Scratch{};
     s_.tokens = L;
     s_.frames = F;
-    auto tok = [&](Tensor & t, int64_t cols) -> Status {
-        AVS_ASSIGN_OR_RETURN(t, be_.alloc(DType::f32, Shape{L, cols}));
+    auto tok = [&](Tensor & t, int64_t cols, DType dt) -> Status {
+        AVS_ASSIGN_OR_RETURN(t, be_.alloc(dt, Shape{L, cols}));
         return {};
     };
+    const DType act = be_.act_dtype(), f32 = DType::f32;
     auto frm = [&](Tensor & t, int64_t cols) -> Status {
         AVS_ASSIGN_OR_RETURN(t, be_.alloc(DType::f32, Shape{F, cols}));
         return {};
     };
-    AVS_TRY(tok(s_.patches, P));
-    AVS_TRY(tok(s_.h, D));
-    AVS_TRY(tok(s_.n, D));
-    AVS_TRY(tok(s_.q, D));
-    AVS_TRY(tok(s_.k, D));
-    AVS_TRY(tok(s_.v, D));
-    AVS_TRY(tok(s_.a, D));
-    AVS_TRY(tok(s_.o, D));
-    AVS_TRY(tok(s_.f1, cfg_.ffn_dim));
-    AVS_TRY(tok(s_.u, Pout));
+    // GEMM inputs and attention operands in the activation dtype; GEMM outputs that feed the fp32
+    // residual stream (o) or the fp32 output (u) stay fp32, as does the residual h itself.
+    AVS_TRY(tok(s_.patches, P, act));
+    AVS_TRY(tok(s_.h, D, f32));
+    AVS_TRY(tok(s_.n, D, act));
+    AVS_TRY(tok(s_.q, D, act));
+    AVS_TRY(tok(s_.k, D, act));
+    AVS_TRY(tok(s_.v, D, act));
+    AVS_TRY(tok(s_.a, D, act));
+    AVS_TRY(tok(s_.o, D, f32));
+    AVS_TRY(tok(s_.f1, cfg_.ffn_dim, act));
+    AVS_TRY(tok(s_.u, Pout, f32));
     AVS_TRY(frm(s_.sin, cfg_.freq_dim));
     AVS_TRY(frm(s_.e1, D));
     AVS_TRY(frm(s_.e, D));

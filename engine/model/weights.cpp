@@ -56,8 +56,12 @@ std::vector<WeightSlot> weight_slots(DitWeights & w, const ModelConfig & c) {
 
 namespace {
 
-// Matrices take the backend's compute dtype; vectors (biases, norms, modulation) stay fp32.
-DType slot_dtype(const Backend & be, const WeightSlot & s) { return s.shape.ndim >= 2 ? be.weight_dtype() : DType::f32; }
+// Matrices take the backend's compute dtype; vectors (biases, norms, modulation) stay fp32, and so
+// does the time embedding MLP, which the official pipeline runs in fp32 (it feeds every modulation).
+DType slot_dtype(const Backend & be, const WeightSlot & s) {
+    const bool time_mlp = s.name.rfind("time_embedding.", 0) == 0 || s.name.rfind("time_projection.", 0) == 0;
+    return s.shape.ndim >= 2 && !time_mlp ? be.weight_dtype() : DType::f32;
+}
 
 std::string join_first(const std::vector<std::string> & v, size_t n) {
     std::string r;

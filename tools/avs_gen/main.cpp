@@ -26,7 +26,7 @@ struct Options {
     int         height = 0, width = 0;  // pixels; 0 = the config's default
     int         chunks = 1, chunk_frames = 3, steps = 4, window = 21, sinks = 0;
     double      shift = 5.0;
-    std::string rope_mode = "absolute", cache_mode = "commit", kv_dtype = "f32", log_level = "info";
+    std::string rope_mode = "absolute", cache_mode = "commit", kv_dtype = "auto", log_level = "info";
 };
 
 double peak_rss_mib() {
@@ -100,7 +100,8 @@ int run(const Options & o) {
     g.cache.sinks            = o.sinks;
     g.cache.rope_mode        = o.rope_mode == "window" ? RopeMode::window : RopeMode::absolute;
     g.cache.mode             = o.cache_mode == "step" ? CacheMode::step : CacheMode::commit;
-    g.cache.dtype            = o.kv_dtype == "bf16" ? DType::bf16 : DType::f32;
+    // auto: the backend's activation dtype (f32 on the CPU twin, bf16 on CUDA)
+    g.cache.dtype            = o.kv_dtype == "auto" ? be->act_dtype() : (o.kv_dtype == "bf16" ? DType::bf16 : DType::f32);
     g.cache.max_total_frames = int64_t(o.chunks) * o.chunk_frames;
     auto gen_r = Generator::create(*dit, g);
     if (!gen_r) return fail(gen_r.status().with_context("--window/--sinks/--chunk-frames/--steps/--height/--width"));
@@ -125,7 +126,7 @@ int run(const Options & o) {
                 o.chunks, o.chunk_frames, o.steps);
     for (size_t i = 0; i < gen.timesteps().size(); ++i) std::printf("%s%.2f", i ? ", " : "", gen.timesteps()[i]);
     std::printf("), window %d, sinks %d, rope %s, cache %s %s (%.1f MiB)\n", o.window, o.sinks, o.rope_mode.c_str(),
-                o.cache_mode.c_str(), o.kv_dtype.c_str(), double(gen.cache().bytes()) / 1048576.0);
+                o.cache_mode.c_str(), dtype_name(g.cache.dtype), double(gen.cache().bytes()) / 1048576.0);
 
     const int64_t total_frames = int64_t(o.chunks) * o.chunk_frames;
     Tensor latents = Tensor::host(DType::f32, Shape{mc.out_channels, total_frames, g.height_latent, g.width_latent});
@@ -188,7 +189,8 @@ int main(int argc, char ** argv) {
     app.add_option("--sinks", o.sinks, "sink frames kept forever")->check(CLI::Range(0, 1000));
     app.add_option("--rope-mode", o.rope_mode, "absolute | window")->check(CLI::IsMember({"absolute", "window"}));
     app.add_option("--cache-mode", o.cache_mode, "commit | step")->check(CLI::IsMember({"commit", "step"}));
-    app.add_option("--kv-dtype", o.kv_dtype, "KV cache storage: f32 | bf16")->check(CLI::IsMember({"f32", "bf16"}));
+    app.add_option("--kv-dtype", o.kv_dtype, "KV cache storage: auto | f32 | bf16 (auto: f32 on cpu, bf16 on cuda)")
+        ->check(CLI::IsMember({"auto", "f32", "bf16"}));
     app.add_option("--noise", o.noise, "safetensors with 'noise' [chunks, steps, 16, chunk_frames, h, w]")->check(CLI::ExistingFile);
     app.add_option("--dump-latents", o.dump_latents, "write 'latents' [16, frames, h, w] to this safetensors file");
     app.add_option("--log-level", o.log_level, "debug | info | warn | error")->check(CLI::IsMember({"debug", "info", "warn", "error"}));

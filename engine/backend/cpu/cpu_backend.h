@@ -16,6 +16,7 @@ public:
     const char * name() const override { return "cpu"; }
     Device       device() const override { return Device::cpu; }
     DType        weight_dtype() const override { return DType::f32; }
+    DType        act_dtype() const override { return DType::f32; }
 
     Result<Tensor> alloc(DType dtype, const Shape & shape) override;
     Status   upload(const Tensor & dst, const Tensor & host_src) override;

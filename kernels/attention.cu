@@ -1,0 +1,176 @@
+#include "kernels/attention.cuh"
+
+#include "kernels/common.cuh"
+
+#include <cfloat>
+
+namespace avs::kernels {
+
+namespace {
+
+constexpr int kWarps = 8;   // query rows per block
+constexpr int kTile  = 32;  // keys per shared-memory tile (one per lane in the score phase)
+
+// Table layout: [t: frames x pt][h: gh x ph][w: gw x pw], cos block then sin block.
+struct TabLayout {
+    int64_t t, h, w, total;
+};
+AVS_HD TabLayout tab_layout(const RingView & v, const RopeLayout & r) {
+    TabLayout L;
+    L.t     = int64_t(v.visible_frames()) * r.pairs_t;
+    L.h     = int64_t(r.grid_h) * r.pairs_h;
+    L.w     = int64_t(r.grid_w) * r.pairs_w;
+    L.total = L.t + L.h + L.w;
+    return L;
+}
+
+__global__ void rope_tables_kernel(float * tab, RingView view, RopeLayout rope, TabLayout L) {
+    const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (e >= L.total) return;
+    int64_t pos;
+    int     m, pairs;
+    if (e < L.t) {
+        pos = view.rope_pos_of_logical(int32_t(e / rope.pairs_t)), m = int(e % rope.pairs_t), pairs = rope.pairs_t;
+    } else if (e < L.t + L.h) {
+        pos = (e - L.t) / rope.pairs_h, m = int((e - L.t) % rope.pairs_h), pairs = rope.pairs_h;
+    } else {
+        pos = (e - L.t - L.h) / rope.pairs_w, m = int((e - L.t - L.h) % rope.pairs_w), pairs = rope.pairs_w;
+    }
+    // fp64 angle, as the CPU twin's tables, so positions far beyond 1024 stay exact
+    const double inv_freq = pow(rope.theta, -2.0 * m / (2.0 * pairs));
+    double s, c;
+    sincos(double(pos) * inv_freq, &s, &c);
+    tab[e]           = float(c);
+    tab[L.total + e] = float(s);
+}
+
+// Physical row of logical key j and, for the ring, its table rows.
+struct KeyRow {
+    int64_t row;
+    int     frame, i, j;
+};
+__device__ __forceinline__ KeyRow key_row(const AttnKeys & K, int64_t j) {
+    if (!K.ring) return {j, 0, 0, 0};
+    const int tpf = K.view.tokens_per_frame;
+    const int l = int(j / tpf), r = int(j % tpf);
+    return {int64_t(K.view.slot_of_logical(l)) * tpf + r, l, r / K.rope.grid_w, r % K.rope.grid_w};
+}
+
+template <typename TQ, typename TK>
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, const void * q_, int64_t Lq, int H, int D,
+                                                                AttnKeys K, TabLayout tl, float scale) {
+    extern __shared__ float smem[];
+    const int ld = D + 1;  // padded rows: lane j reads row j without bank conflicts
+    float * ks = smem;                 // [kTile][ld]
+    float * vs = ks + kTile * ld;      // [kTile][D]
+    float * qs = vs + kTile * D;       // [kWarps][D]
+    const int  h    = blockIdx.y;
+    const int  warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int64_t qi = int64_t(blockIdx.x) * kWarps + warp;
+    const bool active = qi < Lq;
+    const TQ * q = static_cast<const TQ *>(q_);
+    const TK * kp = static_cast<const TK *>(K.k);
+    const TK * vp = static_cast<const TK *>(K.v);
+
+    for (int d = lane; d < D; d += 32) qs[warp * D + d] = active ? to_f32(q[(qi * H + h) * D + d]) : 0.0f;
+    // keys this query may see (block-causal) and the block's furthest
+    const int64_t lim = !active ? 0 : (K.q_block > 0 ? min(K.nk, (qi / K.q_block + 1) * K.k_block) : K.nk);
+    const int64_t last_q = min(Lq - 1, int64_t(blockIdx.x) * kWarps + kWarps - 1);
+    const int64_t block_lim = K.q_block > 0 ? min(K.nk, (last_q / K.q_block + 1) * K.k_block) : K.nk;
+
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // dims lane + 32*c, D <= 128
+    float m = -FLT_MAX, l = 0.0f;
+    const float * cs_tab = K.rope_tab;
+    const float * sn_tab = K.rope_tab ? K.rope_tab + tl.total : nullptr;
+
+    for (int64_t j0 = 0; j0 < block_lim; j0 += kTile) {
+        __syncthreads();  // previous tile fully consumed
+        // Load K (rotated) and V for keys j0..j0+kTile: one pair of elements per thread step.
+        const int pairs = D / 2;
+        for (int e = threadIdx.x; e < kTile * pairs; e += blockDim.x) {
+            const int     t = e / pairs, p = e % pairs;
+            const int64_t j = j0 + t;
+            float k0 = 0.0f, k1 = 0.0f, v0 = 0.0f, v1 = 0.0f;
+            if (j < block_lim) {
+                const KeyRow  kr  = key_row(K, j);
+                const int64_t off = (kr.row * H + h) * D + 2 * p;
+                k0 = to_f32(kp[off]), k1 = to_f32(kp[off + 1]);
+                v0 = to_f32(vp[off]), v1 = to_f32(vp[off + 1]);
+                if (K.ring) {
+                    int64_t ti;
+                    if (p < K.rope.pairs_t) ti = int64_t(kr.frame) * K.rope.pairs_t + p;
+                    else if (p < K.rope.pairs_t + K.rope.pairs_h) ti = tl.t + int64_t(kr.i) * K.rope.pairs_h + (p - K.rope.pairs_t);
+                    else ti = tl.t + tl.h + int64_t(kr.j) * K.rope.pairs_w + (p - K.rope.pairs_t - K.rope.pairs_h);
+                    const float c = cs_tab[ti], s = sn_tab[ti];
+                    const float r0 = k0 * c - k1 * s, r1 = k0 * s + k1 * c;
+                    k0 = r0, k1 = r1;
+                }
+            }
+            ks[t * ld + 2 * p] = k0, ks[t * ld + 2 * p + 1] = k1;
+            vs[t * D + 2 * p] = v0, vs[t * D + 2 * p + 1] = v1;
+        }
+        __syncthreads();
+        if (!active || j0 >= lim) continue;  // no early return: every thread must reach the barriers
+
+        // Scores: lane t scores key j0 + t against this warp's query.
+        float s = -FLT_MAX;
+        if (j0 + lane < lim) {
+            float dot = 0.0f;
+            for (int d = 0; d < D; ++d) dot += qs[warp * D + d] * ks[lane * ld + d];
+            s = dot * scale;
+        }
+        float tile_max = s;
+        for (int o = 16; o > 0; o >>= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
+        const float m_new = fmaxf(m, tile_max);
+        const float p     = j0 + lane < lim ? expf(s - m_new) : 0.0f;
+        const float corr  = expf(m - m_new);
+        float psum = p;
+        for (int o = 16; o > 0; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
+        l = l * corr + psum;
+        m = m_new;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[c] *= corr;
+        for (int t = 0; t < kTile; ++t) {
+            const float pt = __shfl_sync(0xffffffffu, p, t);
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                if (lane + 32 * c < D) acc[c] += pt * vs[t * D + lane + 32 * c];
+        }
+    }
+    if (!active) return;
+    TQ * out = static_cast<TQ *>(out_);
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+        if (lane + 32 * c < D) out[(qi * H + h) * D + lane + 32 * c] = from_f32<TQ>(acc[c] * inv);
+}
+
+} // namespace
+
+int64_t attention_rope_table_floats(const RingView & view, const RopeLayout & rope) { return 2 * tab_layout(view, rope).total; }
+
+cudaError_t attention_rope_tables(float * tab, const RingView & view, const RopeLayout & rope, cudaStream_t stream) {
+    const TabLayout L = tab_layout(view, rope);
+    if (L.total == 0) return cudaSuccess;
+    rope_tables_kernel<<<unsigned((L.total + 255) / 256), 256, 0, stream>>>(tab, view, rope, L);
+    return cudaGetLastError();
+}
+
+cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int heads, int head_dim, const AttnKeys & keys,
+                      float scale, cudaStream_t stream) {
+    if (Lq == 0) return cudaSuccess;
+    if (head_dim % 32 != 0 || head_dim > 128 || (keys.ring && !keys.rope_tab)) return cudaErrorInvalidValue;
+    const TabLayout tl   = keys.ring ? tab_layout(keys.view, keys.rope) : TabLayout{0, 0, 0, 0};
+    const size_t    smem = sizeof(float) * size_t(kTile * (head_dim + 1) + kTile * head_dim + kWarps * head_dim);
+    const dim3      grid(unsigned((Lq + kWarps - 1) / kWarps), unsigned(heads));
+    return dispatch_float(dtype, [&](auto qt) {
+        using TQ = typename decltype(qt)::type;
+        return dispatch_float(keys.dtype, [&](auto kt) {
+            using TK = typename decltype(kt)::type;
+            attention_kernel<TQ, TK><<<grid, kWarps * 32, smem, stream>>>(out, q, Lq, heads, head_dim, keys, tl, scale);
+            return cudaGetLastError();
+        });
+    });
+}
+
+} // namespace avs::kernels

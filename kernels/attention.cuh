@@ -1,0 +1,41 @@
+// Attention over either plain K/V or the ring KV cache, read in place (sinks + ring fragments, no
+// gather copy), keys rotated by their read-time RoPE position as they are loaded.
+//
+// This is the correctness-first version: fp32 math on CUDA cores, one warp per query row, K/V tiles
+// in shared memory, online softmax. The tensor-core (mma.sync / wgmma) kernel replaces its inner
+// loops behind the same launcher.
+#pragma once
+
+#include "engine/cache/ring_view.h"
+#include "engine/core/dtype.h"
+#include "engine/model/rope.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace avs::kernels {
+
+// Where the keys come from.
+struct AttnKeys {
+    const void * k = nullptr;  // plain: [nk, H, D]; ring: [slots, tpf, H, D]
+    const void * v = nullptr;
+    DType        dtype = DType::f32;
+    int64_t      nk = 0;       // number of keys (ring: visible frames * tpf)
+    bool         ring = false;
+    RingView     view{};       // ring only
+    RopeLayout   rope{};       // ring only: keys are rotated at read time
+    const float * rope_tab = nullptr;  // ring only: tables from attention_rope_tables()
+    int64_t      q_block = 0, k_block = 0;  // > 0: block-causal, key j visible to query i iff j/k_block <= i/q_block
+};
+
+// Floats needed for the ring's RoPE tables (cos and sin per frame/row/column pair).
+int64_t attention_rope_table_floats(const RingView & view, const RopeLayout & rope);
+// Fill the tables on the device (fp64 angles) for the frames `view` shows.
+cudaError_t attention_rope_tables(float * tab, const RingView & view, const RopeLayout & rope, cudaStream_t stream);
+
+// out[Lq, H, D] = softmax(scale * q K^T) V. q/out f32 or bf16; D a multiple of 32, at most 128.
+cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int heads, int head_dim, const AttnKeys & keys,
+                      float scale, cudaStream_t stream);
+
+} // namespace avs::kernels
