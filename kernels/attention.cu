@@ -1,6 +1,7 @@
 #include "kernels/attention.cuh"
 
-#include "kernels/common.cuh"
+#include "kernels/attention_keys.cuh"
+#include "kernels/attention_mma.cuh"
 
 #include <cfloat>
 
@@ -11,54 +12,29 @@ namespace {
 constexpr int kWarps = 8;   // query rows per block
 constexpr int kTile  = 32;  // keys per shared-memory tile (one per lane in the score phase)
 
-// Table layout: [t: frames x pt][h: gh x ph][w: gw x pw], cos block then sin block.
-struct TabLayout {
-    int64_t t, h, w, total;
-};
-AVS_HD TabLayout tab_layout(const RingView & v, const RopeLayout & r) {
-    TabLayout L;
-    L.t     = int64_t(v.visible_frames()) * r.pairs_t;
-    L.h     = int64_t(r.grid_h) * r.pairs_h;
-    L.w     = int64_t(r.grid_w) * r.pairs_w;
-    L.total = L.t + L.h + L.w;
-    return L;
-}
-
-__global__ void rope_tables_kernel(float * tab, RingView view, RopeLayout rope, TabLayout L) {
+__global__ void rope_tables_kernel(float * tab, RingView view, RopeLayout rope, int64_t nt, int64_t nh, int64_t total) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (e >= L.total) return;
+    if (e >= total) return;
     int64_t pos;
     int     m, pairs;
-    if (e < L.t) {
+    if (e < nt) {
         pos = view.rope_pos_of_logical(int32_t(e / rope.pairs_t)), m = int(e % rope.pairs_t), pairs = rope.pairs_t;
-    } else if (e < L.t + L.h) {
-        pos = (e - L.t) / rope.pairs_h, m = int((e - L.t) % rope.pairs_h), pairs = rope.pairs_h;
+    } else if (e < nt + nh) {
+        pos = (e - nt) / rope.pairs_h, m = int((e - nt) % rope.pairs_h), pairs = rope.pairs_h;
     } else {
-        pos = (e - L.t - L.h) / rope.pairs_w, m = int((e - L.t - L.h) % rope.pairs_w), pairs = rope.pairs_w;
+        pos = (e - nt - nh) / rope.pairs_w, m = int((e - nt - nh) % rope.pairs_w), pairs = rope.pairs_w;
     }
     // fp64 angle, as the CPU twin's tables, so positions far beyond 1024 stay exact
     const double inv_freq = pow(rope.theta, -2.0 * m / (2.0 * pairs));
     double s, c;
     sincos(double(pos) * inv_freq, &s, &c);
-    tab[e]           = float(c);
-    tab[L.total + e] = float(s);
-}
-
-// Physical row of logical key j and, for the ring, its table rows.
-struct KeyRow {
-    int64_t row;
-    int     frame, i, j;
-};
-__device__ __forceinline__ KeyRow key_row(const AttnKeys & K, int64_t j) {
-    if (!K.ring) return {j, 0, 0, 0};
-    const int tpf = K.view.tokens_per_frame;
-    const int l = int(j / tpf), r = int(j % tpf);
-    return {int64_t(K.view.slot_of_logical(l)) * tpf + r, l, r / K.rope.grid_w, r % K.rope.grid_w};
+    tab[e]         = float(c);
+    tab[total + e] = float(s);
 }
 
 template <typename TQ, typename TK>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, const void * q_, int64_t Lq, int H, int D,
-                                                                AttnKeys K, TabLayout tl, float scale) {
+                                                                AttnKeys K, RopeTabs tabs, float scale) {
     extern __shared__ float smem[];
     const int ld = D + 1;  // padded rows: lane j reads row j without bank conflicts
     float * ks = smem;                 // [kTile][ld]
@@ -74,14 +50,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
 
     for (int d = lane; d < D; d += 32) qs[warp * D + d] = active ? to_f32(q[(qi * H + h) * D + d]) : 0.0f;
     // keys this query may see (block-causal) and the block's furthest
-    const int64_t lim = !active ? 0 : (K.q_block > 0 ? min(K.nk, (qi / K.q_block + 1) * K.k_block) : K.nk);
-    const int64_t last_q = min(Lq - 1, int64_t(blockIdx.x) * kWarps + kWarps - 1);
-    const int64_t block_lim = K.q_block > 0 ? min(K.nk, (last_q / K.q_block + 1) * K.k_block) : K.nk;
+    const int64_t lim       = active ? key_limit(K, qi) : 0;
+    const int64_t block_lim = key_limit(K, min(Lq - 1, int64_t(blockIdx.x) * kWarps + kWarps - 1));
 
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // dims lane + 32*c, D <= 128
     float m = -FLT_MAX, l = 0.0f;
-    const float * cs_tab = K.rope_tab;
-    const float * sn_tab = K.rope_tab ? K.rope_tab + tl.total : nullptr;
 
     for (int64_t j0 = 0; j0 < block_lim; j0 += kTile) {
         __syncthreads();  // previous tile fully consumed
@@ -96,15 +69,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
                 const int64_t off = (kr.row * H + h) * D + 2 * p;
                 k0 = to_f32(kp[off]), k1 = to_f32(kp[off + 1]);
                 v0 = to_f32(vp[off]), v1 = to_f32(vp[off + 1]);
-                if (K.ring) {
-                    int64_t ti;
-                    if (p < K.rope.pairs_t) ti = int64_t(kr.frame) * K.rope.pairs_t + p;
-                    else if (p < K.rope.pairs_t + K.rope.pairs_h) ti = tl.t + int64_t(kr.i) * K.rope.pairs_h + (p - K.rope.pairs_t);
-                    else ti = tl.t + tl.h + int64_t(kr.j) * K.rope.pairs_w + (p - K.rope.pairs_t - K.rope.pairs_h);
-                    const float c = cs_tab[ti], s = sn_tab[ti];
-                    const float r0 = k0 * c - k1 * s, r1 = k0 * s + k1 * c;
-                    k0 = r0, k1 = r1;
-                }
+                if (K.ring) rotate_key_pair(K, tabs, kr, p, k0, k1);
             }
             ks[t * ld + 2 * p] = k0, ks[t * ld + 2 * p + 1] = k1;
             vs[t * D + 2 * p] = v0, vs[t * D + 2 * p + 1] = v1;
@@ -147,27 +112,30 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
 
 } // namespace
 
-int64_t attention_rope_table_floats(const RingView & view, const RopeLayout & rope) { return 2 * tab_layout(view, rope).total; }
+int64_t attention_rope_table_floats(const RingView & view, const RopeLayout & rope) { return 2 * rope_tab_entries(view, rope); }
 
 cudaError_t attention_rope_tables(float * tab, const RingView & view, const RopeLayout & rope, cudaStream_t stream) {
-    const TabLayout L = tab_layout(view, rope);
-    if (L.total == 0) return cudaSuccess;
-    rope_tables_kernel<<<unsigned((L.total + 255) / 256), 256, 0, stream>>>(tab, view, rope, L);
+    int64_t       nt, nh;
+    const int64_t total = rope_tab_entries(view, rope, &nt, &nh);
+    if (total == 0) return cudaSuccess;
+    rope_tables_kernel<<<unsigned((total + 255) / 256), 256, 0, stream>>>(tab, view, rope, nt, nh, total);
     return cudaGetLastError();
 }
 
 cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int heads, int head_dim, const AttnKeys & keys,
                       float scale, cudaStream_t stream) {
     if (Lq == 0) return cudaSuccess;
-    if (head_dim % 32 != 0 || head_dim > 128 || (keys.ring && !keys.rope_tab)) return cudaErrorInvalidValue;
-    const TabLayout tl   = keys.ring ? tab_layout(keys.view, keys.rope) : TabLayout{0, 0, 0, 0};
+    if (keys.ring && !keys.rope_tab) return cudaErrorInvalidValue;
+    if (attention_mma_supported(dtype, head_dim)) return attention_mma(out, q, Lq, heads, head_dim, keys, scale, stream);
+    if (head_dim % 32 != 0 || head_dim > 128) return cudaErrorInvalidValue;
+    const RopeTabs tabs = rope_tabs(keys);
     const size_t    smem = sizeof(float) * size_t(kTile * (head_dim + 1) + kTile * head_dim + kWarps * head_dim);
     const dim3      grid(unsigned((Lq + kWarps - 1) / kWarps), unsigned(heads));
     return dispatch_float(dtype, [&](auto qt) {
         using TQ = typename decltype(qt)::type;
         return dispatch_float(keys.dtype, [&](auto kt) {
             using TK = typename decltype(kt)::type;
-            attention_kernel<TQ, TK><<<grid, kWarps * 32, smem, stream>>>(out, q, Lq, heads, head_dim, keys, tl, scale);
+            attention_kernel<TQ, TK><<<grid, kWarps * 32, smem, stream>>>(out, q, Lq, heads, head_dim, keys, tabs, scale);
             return cudaGetLastError();
         });
     });

@@ -1,0 +1,89 @@
+// Device-side key access shared by the attention kernels: which keys a query row sees, where key j
+// lives (plain row, or ring slot via RingView), and staging a tile of K (rotated by its read-time
+// RoPE position) and V into shared memory as bf16. Included by .cu files only.
+#pragma once
+
+#include "kernels/attention.cuh"
+#include "kernels/common.cuh"
+
+namespace avs::kernels {
+
+// RoPE tables of a ring read: [t: frames x pairs_t][h: grid_h x pairs_h][w: grid_w x pairs_w], cos then sin.
+struct RopeTabs {
+    const float * cos = nullptr;
+    const float * sin = nullptr;
+    int64_t       t = 0, h = 0, w = 0;  // entries per axis block
+};
+
+AVS_HD int64_t rope_tab_entries(const RingView & v, const RopeLayout & r, int64_t * t = nullptr, int64_t * h = nullptr) {
+    const int64_t tt = int64_t(v.visible_frames()) * r.pairs_t, hh = int64_t(r.grid_h) * r.pairs_h;
+    if (t) *t = tt;
+    if (h) *h = hh;
+    return tt + hh + int64_t(r.grid_w) * r.pairs_w;
+}
+
+inline RopeTabs rope_tabs(const AttnKeys & K) {
+    RopeTabs T;
+    if (!K.ring) return T;
+    const int64_t total = rope_tab_entries(K.view, K.rope, &T.t, &T.h);
+    T.w   = total - T.t - T.h;
+    T.cos = K.rope_tab;
+    T.sin = K.rope_tab + total;
+    return T;
+}
+
+// Number of leading keys query `row` may see (block-causal when q_block > 0).
+__device__ __forceinline__ int64_t key_limit(const AttnKeys & K, int64_t row) {
+    return K.q_block > 0 ? min(K.nk, (row / K.q_block + 1) * K.k_block) : K.nk;
+}
+
+// Physical row of logical key j, and (ring) its frame's logical index and grid position.
+struct KeyRow {
+    int64_t row;
+    int     frame, i, j;
+};
+__device__ __forceinline__ KeyRow key_row(const AttnKeys & K, int64_t j) {
+    if (!K.ring) return {j, 0, 0, 0};
+    const int tpf = K.view.tokens_per_frame;
+    const int l = int(j / tpf), r = int(j % tpf);
+    return {int64_t(K.view.slot_of_logical(l)) * tpf + r, l, r / K.rope.grid_w, r % K.rope.grid_w};
+}
+
+// Rotate the pair p of a ring key by its table entry.
+__device__ __forceinline__ void rotate_key_pair(const AttnKeys & K, const RopeTabs & T, const KeyRow & kr, int p, float & k0,
+                                                float & k1) {
+    const RopeLayout & R = K.rope;
+    int64_t ti;
+    if (p < R.pairs_t) ti = int64_t(kr.frame) * R.pairs_t + p;
+    else if (p < R.pairs_t + R.pairs_h) ti = T.t + int64_t(kr.i) * R.pairs_h + (p - R.pairs_t);
+    else ti = T.t + T.h + int64_t(kr.j) * R.pairs_w + (p - R.pairs_t - R.pairs_h);
+    const float c = T.cos[ti], s = T.sin[ti];
+    const float r0 = k0 * c - k1 * s, r1 = k0 * s + k1 * c;
+    k0 = r0, k1 = r1;
+}
+
+// Stage keys [j0, j0 + bk) of head h: K rotated into ks[key][d] (row stride ldk), V transposed into
+// vt[d][key] (row stride ldv), both bf16; keys at or past `limit` are zero.
+template <int D, typename TK>
+__device__ __forceinline__ void stage_kv_tile(const AttnKeys & K, const RopeTabs & T, int H, int h, int64_t j0, int bk, int64_t limit,
+                                              bf16 * ks, int ldk, bf16 * vt, int ldv) {
+    const TK * kp = static_cast<const TK *>(K.k);
+    const TK * vp = static_cast<const TK *>(K.v);
+    for (int e = threadIdx.x; e < bk * (D / 2); e += blockDim.x) {
+        const int     t = e / (D / 2), p = e % (D / 2);
+        const int64_t j = j0 + t;
+        float k0 = 0.0f, k1 = 0.0f, v0 = 0.0f, v1 = 0.0f;
+        if (j < limit) {
+            const KeyRow  kr  = key_row(K, j);
+            const int64_t off = (kr.row * H + h) * D + 2 * p;
+            k0 = to_f32(kp[off]), k1 = to_f32(kp[off + 1]);
+            v0 = to_f32(vp[off]), v1 = to_f32(vp[off + 1]);
+            if (K.ring) rotate_key_pair(K, T, kr, p, k0, k1);
+        }
+        *reinterpret_cast<__nv_bfloat162 *>(ks + t * ldk + 2 * p) = __floats2bfloat162_rn(k0, k1);
+        vt[(2 * p) * ldv + t]     = __float2bfloat16_rn(v0);
+        vt[(2 * p + 1) * ldv + t] = __float2bfloat16_rn(v1);
+    }
+}
+
+} // namespace avs::kernels
