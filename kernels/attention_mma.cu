@@ -32,6 +32,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(bf16 * __res
     bf16 * qs = reinterpret_cast<bf16 *>(smem_raw);  // [kBQ][D + kPad]
     bf16 * ks = qs + kBQ * (D + kPad);               // [kBK][D + kPad]
     bf16 * vt = ks + kBK * (D + kPad);               // [D][kBK + kPad]  (V transposed)
+    KeyInfo * info = reinterpret_cast<KeyInfo *>(vt + D * (kBK + kPad));  // [kBK]
     constexpr int ldq = D + kPad, ldk = D + kPad, ldv = kBK + kPad;
 
     const int     h    = blockIdx.y;
@@ -71,7 +72,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(bf16 * __res
 
     for (int64_t j0 = 0; j0 < block_lim; j0 += kBK) {
         __syncthreads();  // the previous tile is consumed
-        stage_kv_tile<D, TK>(K, tabs, H, h, j0, kBK, block_lim, ks, ldk, vt, ldv);
+        stage_kv_tile<D, TK>(K, tabs, H, h, j0, kBK, block_lim, ks, ldk, vt, ldv, info);
         __syncthreads();
 
         // S = Q K^T for this warp's 16 rows x kBK keys
@@ -145,7 +146,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(bf16 * __res
 template <int D, typename TK>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, const RopeTabs & tabs, float scale,
                    cudaStream_t stream) {
-    const size_t smem = sizeof(bf16) * size_t(kBQ * (D + kPad) + kBK * (D + kPad) + D * (kBK + kPad));
+    const size_t smem = sizeof(bf16) * size_t(kBQ * (D + kPad) + kBK * (D + kPad) + D * (kBK + kPad)) + sizeof(KeyInfo) * kBK;
     auto * kern = attention_mma_kernel<D, TK>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
