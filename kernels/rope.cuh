@@ -18,4 +18,14 @@ namespace avs::kernels {
 cudaError_t rope(void * x, DType x_dtype, int64_t tokens, int heads, int head_dim, const RopeLayout & layout,
                  const int64_t * frame_positions, cudaStream_t stream);
 
+// The same with the positions passed by value in the launch (a chunk has few frames): no host-to-
+// device copy, so the chunk loop needs no host synchronisation for RoPE.
+struct FramePositions {
+    static constexpr int kMax = 64;
+    int32_t frames = 0;
+    int64_t pos[kMax];
+};
+cudaError_t rope(void * x, DType x_dtype, int64_t tokens, int heads, int head_dim, const RopeLayout & layout,
+                 const FramePositions & frame_positions, cudaStream_t stream);
+
 } // namespace avs::kernels

@@ -12,4 +12,12 @@ namespace avs::kernels {
 // (an odd dim's last column is set to 0).
 cudaError_t timestep_embedding(float * out, const double * t, int64_t frames, int64_t dim, cudaStream_t stream);
 
+// The same with the timesteps passed by value in the launch: no host-to-device copy per forward.
+struct FrameTimesteps {
+    static constexpr int kMax = 64;
+    int32_t frames = 0;
+    double  t[kMax];
+};
+cudaError_t timestep_embedding(float * out, const FrameTimesteps & t, int64_t dim, cudaStream_t stream);
+
 } // namespace avs::kernels

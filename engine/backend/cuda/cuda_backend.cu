@@ -24,6 +24,7 @@
 
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -246,11 +247,13 @@ public:
                         "add_row");
     }
     Status timestep_embedding(const Tensor & out, const std::vector<double> & t) override {
-        AVS_ASSIGN_OR_RETURN(Tensor td, alloc(DType::f64, Shape{int64_t(t.size())}));
-        // pageable source: the copy is staged before cudaMemcpyAsync returns, so `t` may go away
-        AVS_CUDA_CHECK(cudaMemcpyAsync(td.raw(), t.data(), t.size() * sizeof(double), cudaMemcpyHostToDevice, stream_));
-        return launched(kernels::timestep_embedding(out.data<float>(), td.data<double>(), int64_t(t.size()), out.dim(-1), stream_),
-                        "timestep_embedding");
+        if (t.size() > size_t(kernels::FrameTimesteps::kMax))
+            return make_error(ErrorCode::unsupported, "timestep_embedding: %zu frames in one forward (at most %d)", t.size(),
+                              kernels::FrameTimesteps::kMax);
+        kernels::FrameTimesteps ft;
+        ft.frames = int32_t(t.size());
+        std::copy(t.begin(), t.end(), ft.t);
+        return launched(kernels::timestep_embedding(out.data<float>(), ft, out.dim(-1), stream_), "timestep_embedding");
     }
     Status patchify(const Tensor & tokens, const Tensor & x, int ph, int pw) override {
         return launched(kernels::patchify(tokens.raw(), tokens.dtype(), x.data<float>(), x.dim(0), x.dim(1), x.dim(2), x.dim(3),
@@ -263,12 +266,13 @@ public:
                         "unpatchify");
     }
     Status rope(const Tensor & x, const RopeLayout & layout, const std::vector<int64_t> & frame_positions) override {
-        AVS_ASSIGN_OR_RETURN(Tensor pos, alloc(DType::i64, Shape{int64_t(frame_positions.size())}));
-        AVS_CUDA_CHECK(cudaMemcpyAsync(pos.raw(), frame_positions.data(), frame_positions.size() * sizeof(int64_t),
-                                       cudaMemcpyHostToDevice, stream_));
-        return launched(kernels::rope(x.raw(), x.dtype(), x.dim(0), int(x.dim(1)), int(x.dim(2)), layout, pos.data<int64_t>(),
-                                      stream_),
-                        "rope");
+        if (frame_positions.size() > size_t(kernels::FramePositions::kMax))
+            return make_error(ErrorCode::unsupported, "rope: %zu frames in one forward (at most %d)", frame_positions.size(),
+                              kernels::FramePositions::kMax);
+        kernels::FramePositions fp;
+        fp.frames = int32_t(frame_positions.size());
+        std::copy(frame_positions.begin(), frame_positions.end(), fp.pos);
+        return launched(kernels::rope(x.raw(), x.dtype(), x.dim(0), int(x.dim(1)), int(x.dim(2)), layout, fp, stream_), "rope");
     }
 
     Status kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0, const Tensor & k,
