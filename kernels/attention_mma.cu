@@ -23,39 +23,37 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 32-bit load of two adjacent bf16 (shared or global)
 __device__ __forceinline__ uint32_t lds32(const bf16 * p) { return *reinterpret_cast<const uint32_t *>(p); }
 
 template <int D, typename TK>
 __global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(bf16 * __restrict__ out, const bf16 * __restrict__ q,
                                                                     int64_t Lq, int H, AttnKeys K, RopeTabs tabs, float scale) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16 * qs = reinterpret_cast<bf16 *>(smem_raw);  // [kBQ][D + kPad]
-    bf16 * ks = qs + kBQ * (D + kPad);               // [kBK][D + kPad]
+    bf16 * ks = reinterpret_cast<bf16 *>(smem_raw);  // [kBK][D + kPad]
     bf16 * vt = ks + kBK * (D + kPad);               // [D][kBK + kPad]  (V transposed)
     KeyInfo * info = reinterpret_cast<KeyInfo *>(vt + D * (kBK + kPad));  // [kBK]
-    constexpr int ldq = D + kPad, ldk = D + kPad, ldv = kBK + kPad;
+    constexpr int ldk = D + kPad, ldv = kBK + kPad;
 
     const int     h    = blockIdx.y;
     const int     warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int     g = lane / 4, t = lane % 4;
     const int64_t q0 = int64_t(blockIdx.x) * kBQ;
 
-    // Q tile -> smem -> A fragments in registers (kept for the whole key loop).
-    for (int e = threadIdx.x; e < kBQ * D / 2; e += blockDim.x) {
-        const int r = e / (D / 2), c = 2 * (e % (D / 2));
-        uint32_t  v = 0;
-        if (q0 + r < Lq) v = *reinterpret_cast<const uint32_t *>(q + ((q0 + r) * H + h) * D + c);
-        *reinterpret_cast<uint32_t *>(qs + r * ldq + c) = v;
-    }
-    __syncthreads();
+    // Q A-fragments straight from global memory into registers, kept for the whole key loop (no
+    // shared-memory staging: it would cost a quarter of the block's shared memory for one use).
     uint32_t qf[D / 16][4];
-    const bf16 * qw = qs + (warp * 16) * ldq;
+    {
+        const int64_t r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+        const bf16 *  q0p = q + (r0 * H + h) * D + 2 * t;
+        const bf16 *  q1p = q + (r1 * H + h) * D + 2 * t;
 #pragma unroll
-    for (int kd = 0; kd < D / 16; ++kd) {
-        qf[kd][0] = lds32(qw + g * ldq + 16 * kd + 2 * t);
-        qf[kd][1] = lds32(qw + (g + 8) * ldq + 16 * kd + 2 * t);
-        qf[kd][2] = lds32(qw + g * ldq + 16 * kd + 2 * t + 8);
-        qf[kd][3] = lds32(qw + (g + 8) * ldq + 16 * kd + 2 * t + 8);
+        for (int kd = 0; kd < D / 16; ++kd) {
+            qf[kd][0] = r0 < Lq ? lds32(q0p + 16 * kd) : 0u;
+            qf[kd][1] = r1 < Lq ? lds32(q1p + 16 * kd) : 0u;
+            qf[kd][2] = r0 < Lq ? lds32(q0p + 16 * kd + 8) : 0u;
+            qf[kd][3] = r1 < Lq ? lds32(q1p + 16 * kd + 8) : 0u;
+        }
     }
 
     // Rows this thread owns: r0 = g, r1 = g + 8 of the warp's 16.
@@ -146,7 +144,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_mma_kernel(bf16 * __res
 template <int D, typename TK>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, const RopeTabs & tabs, float scale,
                    cudaStream_t stream) {
-    const size_t smem = sizeof(bf16) * size_t(kBQ * (D + kPad) + kBK * (D + kPad) + D * (kBK + kPad)) + sizeof(KeyInfo) * kBK;
+    const size_t smem = sizeof(bf16) * size_t(kBK * (D + kPad) + D * (kBK + kPad)) + sizeof(KeyInfo) * kBK;
     auto * kern = attention_mma_kernel<D, TK>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
