@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: build the engine (no app dependencies there), run every `cuda` test and the
-# benchmarks, and write logs and results under $OUT (default ./out). Header-only build dependencies
-# come from .gpudeps/ (scripts/fetch-gpu-deps.sh, run where Debian's apt works).
+# DiT streaming benchmark (avs-bench + the PyTorch reference), and write logs and results under $OUT
+# (default ./out). Header-only build dependencies come from .gpudeps/ (scripts/fetch-gpu-deps.sh,
+# run where Debian's apt works).
 #   scripts/gpu-check.sh [--arch 90a] [--no-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,27 @@ set +e
 ctest --test-dir "$build" -L cuda --output-on-failure 2>&1 | tee "$OUT/ctest-cuda.log"
 rc=${PIPESTATUS[0]}
 set -e
-if [ "$bench" = 1 ] && [ -x "$build/bench/avs-bench" ]; then
-  "$build/bench/avs-bench" --out "$OUT" 2>&1 | tee "$OUT/bench.log"
+if [ "$bench" = 1 ]; then
+  # DiT streaming benchmark (issue 3 parts 4-5): ours, the PyTorch reference of the same loop on the
+  # same GPU, then both merged into $OUT/<date>-<gpu>-dit-stream.json (copy it to bench/results/).
+  # Extra flags for a shorter run: AVS_BENCH_ARGS="--chunks 2 --windows 6,12" BENCH_TORCH_ARGS="--chunks 2".
+  set +e
+  "$build/bench/avs-bench" --backend cuda --out "$OUT" ${AVS_BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+  brc=${PIPESTATUS[0]}
+  # its JSON goes to --out; its progress joins bench.log (few files: the device tool returns at most 8)
+  PYTHONUNBUFFERED=1 python3 tools/reference/bench_torch.py --device cuda --out "$OUT/bench_torch.json" \
+    ${BENCH_TORCH_ARGS:-} 2>&1 >/dev/null | tee -a "$OUT/bench.log"
+  trc=${PIPESTATUS[0]}
+  torch_json=()
+  [ "$trc" = 0 ] && torch_json=(--torch "$OUT/bench_torch.json")
+  mrc=1
+  if [ -f "$OUT/bench.json" ]; then
+    python3 bench/make_results.py --bench "$OUT/bench.json" ${torch_json[@]+"${torch_json[@]}"} --out-dir "$OUT" \
+      ${MAKE_RESULTS_ARGS:-} 2>&1 | tee -a "$OUT/bench.log"
+    mrc=${PIPESTATUS[0]}
+  fi
+  set -e
+  echo "bench: avs-bench rc=$brc, bench_torch rc=$trc, make_results rc=$mrc"
+  if [ "$rc" = 0 ] && { [ "$brc" != 0 ] || [ "$trc" != 0 ] || [ "$mrc" != 0 ]; }; then rc=1; fi
 fi
 exit "$rc"
