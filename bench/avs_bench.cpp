@@ -284,9 +284,9 @@ int fail(const Status & s) {
 }
 
 int run(const Options & o) {
-    static const std::map<std::string, LogLevel> levels = {
-        {"debug", LogLevel::debug}, {"info", LogLevel::info}, {"warn", LogLevel::warn}, {"error", LogLevel::error}};
-    log_set_level(levels.at(o.log_level));
+    LogLevel level = LogLevel::info;
+    log_level_from_name(o.log_level.c_str(), level);  // CLI11 already restricted the choices
+    log_set_level(level);
 
     auto inner_r = make_backend(o.backend);
     if (!inner_r) return fail(inner_r.status().with_context("--backend"));

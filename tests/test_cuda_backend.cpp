@@ -7,6 +7,7 @@
 #include "engine/runtime/generator.h"
 
 #include <chrono>
+#include <tuple>
 
 using namespace avs;
 
@@ -32,6 +33,33 @@ Tensor to_host(Backend & be, const Tensor & dev) {
 }
 
 } // namespace
+
+TEST_CASE("linear (cuBLAS GEMM with the bias pre-filled) matches the CPU twin in f32 and bf16", "[cuda][linear]") {
+    auto       gpu = cuda_backend();
+    CpuBackend cpu;
+    for (auto [M, N, K] : {std::tuple{1, 7, 5}, std::tuple{37, 130, 64}, std::tuple{300, 1536, 1536}}) {
+        Tensor x = test::randn(Shape{M, K}, 51), w = test::randn(Shape{N, K}, 52, 0.05f), b = test::randn(Shape{N}, 53);
+        for (DType dt : {DType::f32, DType::bf16}) {
+            // the twin sees the same rounded inputs
+            Tensor xr = Tensor::host(dt, x.shape()), wr = Tensor::host(dt, w.shape());
+            REQUIRE(cpu.upload(xr, x).ok());
+            REQUIRE(cpu.upload(wr, w).ok());
+            Tensor xf = Tensor::host(DType::f32, x.shape()), wf = Tensor::host(DType::f32, w.shape());
+            REQUIRE(cpu.download(xf, xr).ok());
+            REQUIRE(cpu.download(wf, wr).ok());
+            Tensor want = Tensor::host(DType::f32, Shape{M, N});
+            REQUIRE(cpu.linear(want, xf, wf, &b).ok());
+            for (DType out : {DType::f32, dt}) {
+                Tensor yd = gpu->alloc(out, Shape{M, N}).value();
+                Tensor bd = to_device(*gpu, b, DType::f32);
+                REQUIRE(gpu->linear(yd, to_device(*gpu, x, dt), to_device(*gpu, w, dt), &bd).ok());
+                const double e = test::rel_err(to_host(*gpu, yd), want);
+                INFO("M " << M << " N " << N << " K " << K << " in " << dtype_name(dt) << " out " << dtype_name(out) << " rel err " << e);
+                REQUIRE(e < (out == DType::bf16 ? 1e-2 : 1e-5));
+            }
+        }
+    }
+}
 
 TEST_CASE("ring attention kernel matches the CPU twin for wrapped rings with sinks in both RoPE modes", "[cuda][attention]") {
     auto       gpu = cuda_backend();

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 namespace avs {
@@ -37,6 +38,16 @@ const char * log_level_name(LogLevel level) {
         case LogLevel::none:  return "none";
     }
     return "?";
+}
+
+bool log_level_from_name(const char * name, LogLevel & out) {
+    for (LogLevel l : {LogLevel::debug, LogLevel::info, LogLevel::warn, LogLevel::error, LogLevel::none}) {
+        if (std::strcmp(name, log_level_name(l)) == 0) {
+            out = l;
+            return true;
+        }
+    }
+    return false;
 }
 
 void log_msg(LogLevel level, const char * fmt, ...) {

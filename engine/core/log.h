@@ -12,6 +12,8 @@ void log_set_callback(LogCallback cb, void * user);  // nullptr restores the std
 void log_set_level(LogLevel min_level);
 LogLevel log_get_level();
 const char * log_level_name(LogLevel level);
+// "debug" | "info" | "warn" | "error" | "none" -> level; false for anything else.
+bool log_level_from_name(const char * name, LogLevel & out);
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))

@@ -49,9 +49,9 @@ Result<Tensor> load_named(const std::string & path, const std::string & name, co
 }
 
 int run(const Options & o) {
-    static const std::map<std::string, LogLevel> levels = {
-        {"debug", LogLevel::debug}, {"info", LogLevel::info}, {"warn", LogLevel::warn}, {"error", LogLevel::error}};
-    log_set_level(levels.at(o.log_level));
+    LogLevel level = LogLevel::info;
+    log_level_from_name(o.log_level.c_str(), level);  // CLI11 already restricted the choices
+    log_set_level(level);
 
     auto backend_r = make_backend(o.backend);
     if (!backend_r) return fail(backend_r.status().with_context("--backend"));
