@@ -50,17 +50,11 @@ public:
 
     uint64_t bytes() const;  // total K+V storage
 
-    // Bookkeeping: frames that hold committed data (the next chunk starts here).
-    int64_t frames_committed() const { return frames_committed_; }
-    void    set_frames_committed(int64_t f) { frames_committed_ = f; }
-    void    reset() { frames_committed_ = 0; }
-
 private:
     KvCacheConfig       cfg_;
     int                 layers_ = 0, tokens_per_frame_ = 0, heads_ = 0, head_dim_ = 0;
     int                 window_slots_ = 0;
     std::vector<Tensor> k_, v_;
-    int64_t             frames_committed_ = 0;
 };
 
 } // namespace avs

@@ -66,8 +66,8 @@ public:
 
     // Contiguous, zero-filled host tensor. Fails only on allocation failure.
     static Result<Tensor> zeros(DType dtype, const Shape & shape);
-    // Same, but aborts-free convenience for tests and small internal scratch: returns an empty
-    // tensor on allocation failure (callers check defined()).
+    // Same, for tests and small scratch: returns an empty tensor on allocation failure (callers
+    // check defined()) instead of a Result.
     static Tensor host(DType dtype, const Shape & shape);
 
     bool          defined() const { return buf_ != nullptr; }

@@ -60,10 +60,9 @@ Result<std::unique_ptr<Generator>> Generator::create(Dit & dit, const GenConfig 
     return g;
 }
 
-void Generator::reset() {
-    chunk_ = 0;
-    cache_.reset();
-}
+// Visibility derives from the chunk index alone and every chunk writes its own K/V before reading,
+// so restarting at chunk 0 needs no cache clearing.
+void Generator::reset() { chunk_ = 0; }
 
 Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, ChunkStats * stats, bool commit) {
     using clock = std::chrono::steady_clock;
@@ -100,7 +99,6 @@ Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, Chunk
     }
     AVS_TRY(be.download(out_host, x0_));
     ++chunk_;
-    cache_.set_frames_committed(chunk_ * cfg_.chunk_frames);
     if (stats) stats->total_ms = ms(t_all, clock::now());
     return {};
 }
