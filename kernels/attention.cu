@@ -11,6 +11,7 @@ namespace {
 
 constexpr int kWarps = 8;   // query rows per block
 constexpr int kTile  = 32;  // keys per shared-memory tile (one per lane in the score phase)
+constexpr int kMaxChunks = 12;  // D <= 384: the Wan VAE's mid-block attention is one head of 384
 
 __global__ void rope_tables_kernel(float * tab, RingView view, RopeLayout rope, int64_t nt, int64_t nh, int64_t total) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -53,7 +54,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
     const int64_t lim       = active ? key_limit(K, qi) : 0;
     const int64_t block_lim = key_limit(K, min(Lq - 1, int64_t(blockIdx.x) * kWarps + kWarps - 1));
 
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // dims lane + 32*c, D <= 128
+    float acc[kMaxChunks] = {};  // dims lane + 32*c
     float m = -FLT_MAX, l = 0.0f;
 
     for (int64_t j0 = 0; j0 < block_lim; j0 += kTile) {
@@ -94,11 +95,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
         l = l * corr + psum;
         m = m_new;
 #pragma unroll
-        for (int c = 0; c < 4; ++c) acc[c] *= corr;
+        for (int c = 0; c < kMaxChunks; ++c) acc[c] *= corr;
         for (int t = 0; t < kTile; ++t) {
             const float pt = __shfl_sync(0xffffffffu, p, t);
 #pragma unroll
-            for (int c = 0; c < 4; ++c)
+            for (int c = 0; c < kMaxChunks; ++c)
                 if (lane + 32 * c < D) acc[c] += pt * vs[t * D + lane + 32 * c];
         }
     }
@@ -106,7 +107,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
     TQ * out = static_cast<TQ *>(out_);
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
-    for (int c = 0; c < 4; ++c)
+    for (int c = 0; c < kMaxChunks; ++c)
         if (lane + 32 * c < D) out[(qi * H + h) * D + lane + 32 * c] = from_f32<TQ>(acc[c] * inv);
 }
 
@@ -127,7 +128,7 @@ cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int h
     if (Lq == 0) return cudaSuccess;
     if (keys.ring && !keys.rope_tab) return cudaErrorInvalidValue;
     if (attention_mma_supported(dtype, head_dim)) return attention_mma(out, q, Lq, heads, head_dim, keys, scale, stream);
-    if (head_dim % 32 != 0 || head_dim > 128) return cudaErrorInvalidValue;
+    if (head_dim % 32 != 0 || head_dim > 32 * kMaxChunks) return cudaErrorInvalidValue;
     const RopeTabs tabs = rope_tabs(keys);
     const size_t    smem = sizeof(float) * size_t(kTile * (head_dim + 1) + kTile * head_dim + kWarps * head_dim);
     const dim3      grid(unsigned((Lq + kWarps - 1) / kWarps), unsigned(heads));
@@ -135,6 +136,11 @@ cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int h
         using TQ = typename decltype(qt)::type;
         return dispatch_float(keys.dtype, [&](auto kt) {
             using TK = typename decltype(kt)::type;
+            if (smem > 48 * 1024) {  // D > 128 needs more than the default dynamic shared memory
+                const cudaError_t e = cudaFuncSetAttribute(attention_kernel<TQ, TK>,
+                                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+                if (e != cudaSuccess) return e;
+            }
             attention_kernel<TQ, TK><<<grid, kWarps * 32, smem, stream>>>(out, q, Lq, heads, head_dim, keys, tabs, scale);
             return cudaGetLastError();
         });

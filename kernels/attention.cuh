@@ -34,7 +34,8 @@ int64_t attention_rope_table_floats(const RingView & view, const RopeLayout & ro
 // Fill the tables on the device (fp64 angles) for the frames `view` shows.
 cudaError_t attention_rope_tables(float * tab, const RingView & view, const RopeLayout & rope, cudaStream_t stream);
 
-// out[Lq, H, D] = softmax(scale * q K^T) V. q/out f32 or bf16; D a multiple of 32, at most 128.
+// out[Lq, H, D] = softmax(scale * q K^T) V. q/out f32 or bf16; D a multiple of 32, at most 384
+// (tensor cores for D = 64 and 128, the fp32 CUDA-core path otherwise).
 cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int heads, int head_dim, const AttnKeys & keys,
                       float scale, cudaStream_t stream);
 

@@ -82,6 +82,31 @@ public:
     // key j is visible to query i iff j / k_block <= i / q_block.
     virtual Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale,
                              int64_t q_block = 0, int64_t k_block = 0) = 0;
+
+    // ---- video decoders (engine/decode); activations are channels-last frames [H, W, C] ----
+    // Causal 3D convolution, stride 1, "same" zero padding in space, no padding in time:
+    //   y[t, oy, ox, co] (+)= b[co] + sum_{dt,dy,dx,ci} w[co, ((dt*kh + dy)*kw + dx)*Cin + ci]
+    //                                   * up(x[t + dt])[oy + dy - kh/2, ox + dx - kw/2, ci]
+    // x: kt - 1 + T frames, each [H, W, Cin] (its pixel stride may exceed Cin: a channel slice of a
+    // wider frame); an undefined Tensor is an all-zero frame (causal padding, no buffer needed).
+    // up(): nearest-neighbour upsampling by spec.upsample (1 or 2) fused into the read.
+    // y: [T, H*up, W*up, Cout] contiguous. w: [Cout, kt*kh*kw*Cin] (weight dtype). b may be null.
+    // With spec.accumulate the result is added to y (residual adds, split-weight concatenations).
+    struct ConvSpec {
+        int  kt = 1, kh = 1, kw = 1;
+        int  upsample = 1;
+        bool accumulate = false;
+    };
+    virtual Status conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,
+                          const ConvSpec & spec) = 0;
+    virtual Status relu(const Tensor & y, const Tensor & x) = 0;
+    // y = bound * tanh(x / bound) (TAEHV's soft clamp)
+    virtual Status tanh_clamp(const Tensor & y, const Tensor & x, float bound) = 0;
+    // y[N, M] = x[M, N]^T; x may be row-strided (one frame of a [C, F, h, w] latent)
+    virtual Status transpose(const Tensor & y, const Tensor & x) = 0;
+    // Display conversion: rgba[H, W, 4] u8 = round(255 * clamp(a * x + b, 0, 1)), alpha 255;
+    // x [H, W, 3] (pixel stride may exceed 3).
+    virtual Status to_rgba8(const Tensor & rgba, const Tensor & x, float a, float b) = 0;
 };
 
 // "cpu" or "cuda"; "auto" picks CUDA when a device is present.

@@ -49,7 +49,15 @@ public:
     Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale,
                      int64_t q_block, int64_t k_block) override;
 
+    Status conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,
+                  const ConvSpec & spec) override;
+    Status relu(const Tensor & y, const Tensor & x) override;
+    Status tanh_clamp(const Tensor & y, const Tensor & x, float bound) override;
+    Status transpose(const Tensor & y, const Tensor & x) override;
+    Status to_rgba8(const Tensor & rgba, const Tensor & x, float a, float b) override;
+
 private:
+    std::vector<float> conv_cols_;  // conv3d im2col scratch, kept between calls
     // Attention scratch (gathered, rotated K/V and one block of scores), kept between calls: the
     // 1.3B chunk needs ~60 MB per call and reallocating it every layer costs page faults.
     std::vector<float> att_k_, att_v_, att_s_;

@@ -10,16 +10,21 @@
 #include "kernels/attention.cuh"
 #include "kernels/axpby.cuh"
 #include "kernels/broadcast_rows.cuh"
+#include "kernels/conv3d.cuh"
 #include "kernels/gated_residual.cuh"
 #include "kernels/gelu_tanh.cuh"
 #include "kernels/kv_write.cuh"
 #include "kernels/layer_norm_affine.cuh"
 #include "kernels/layer_norm_modulate.cuh"
 #include "kernels/patchify.cuh"
+#include "kernels/relu.cuh"
 #include "kernels/rms_norm.cuh"
 #include "kernels/rope.cuh"
 #include "kernels/silu.cuh"
+#include "kernels/tanh_clamp.cuh"
 #include "kernels/timestep_embedding.cuh"
+#include "kernels/to_rgba8.cuh"
+#include "kernels/transpose.cuh"
 #include "kernels/unpatchify.cuh"
 
 #include <cublas_v2.h>
@@ -302,6 +307,58 @@ public:
         keys.q_block = q_block, keys.k_block = k_block;
         return launched(kernels::attention(out.raw(), q.raw(), q.dtype(), q.dim(0), int(q.dim(1)), int(q.dim(2)), keys, scale, stream_),
                         "attention");
+    }
+
+    // ---- video decoders ----
+    Status conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,
+                  const ConvSpec & spec) override {
+        kernels::ConvFrames f;
+        if (x.size() > size_t(kernels::ConvFrames::kMax))
+            return make_error(ErrorCode::unsupported, "conv3d: %zu input frames (at most %d)", x.size(), kernels::ConvFrames::kMax);
+        const Tensor * ref = nullptr;
+        f.count = int(x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+            f.ptr[i] = x[i].defined() ? x[i].raw() : nullptr;
+            f.stride[i] = x[i].defined() ? x[i].stride(1) : 0;
+            if (x[i].defined()) ref = &x[i];
+        }
+        if (!ref) return make_error(ErrorCode::shape, "conv3d: every input frame is a zero frame");
+        kernels::ConvGeom g;
+        g.H = ref->dim(0), g.W = ref->dim(1), g.Cin = ref->dim(2), g.Cout = y.dim(-1);
+        g.kt = spec.kt, g.kh = spec.kh, g.kw = spec.kw, g.up = spec.upsample, g.accumulate = spec.accumulate;
+        const int64_t T = int64_t(x.size()) - spec.kt + 1;
+        for (const Tensor & t : x)
+            if (t.defined() && (t.dtype() != DType::bf16 || t.ndim() != 3 || t.dim(0) != g.H || t.dim(1) != g.W ||
+                                t.dim(2) != g.Cin || t.stride(2) != 1 || t.stride(0) != g.W * t.stride(1)))
+                return make_error(ErrorCode::shape, "conv3d: input frame %s (want bf16 [%lld, %lld, %lld], unit channel stride)",
+                                  t.str().c_str(), (long long) g.H, (long long) g.W, (long long) g.Cin);
+        if (T < 1 || y.ndim() != 4 || y.dim(0) != T || y.dim(1) != g.H * g.up || y.dim(2) != g.W * g.up || !y.is_contiguous() ||
+            w.dtype() != DType::bf16 || w.dim(0) != g.Cout || w.dim(1) != int64_t(spec.kt) * spec.kh * spec.kw * g.Cin ||
+            (b && (b->dtype() != DType::f32 || b->numel() != g.Cout)))
+            return make_error(ErrorCode::shape, "conv3d: %zu frames [%lld, %lld, %lld], w %s, y %s", x.size(), (long long) g.H,
+                              (long long) g.W, (long long) g.Cin, w.str().c_str(), y.str().c_str());
+        return launched(kernels::conv3d(y.raw(), y.dtype(), f, w.raw(), b ? b->data<float>() : nullptr, g, stream_), "conv3d");
+    }
+    Status relu(const Tensor & y, const Tensor & x) override {
+        return launched(kernels::relu(y.raw(), y.dtype(), x.raw(), x.dtype(), x.numel(), stream_), "relu");
+    }
+    Status tanh_clamp(const Tensor & y, const Tensor & x, float bound) override {
+        return launched(kernels::tanh_clamp(y.raw(), y.dtype(), x.raw(), x.dtype(), x.numel(), bound, stream_), "tanh_clamp");
+    }
+    Status transpose(const Tensor & y, const Tensor & x) override {
+        if (x.ndim() != 2 || y.ndim() != 2 || y.dim(0) != x.dim(1) || y.dim(1) != x.dim(0) || x.stride(1) != 1 ||
+            !y.is_contiguous())
+            return make_error(ErrorCode::shape, "transpose: x %s -> y %s", x.str().c_str(), y.str().c_str());
+        return launched(kernels::transpose(y.raw(), y.dtype(), x.raw(), x.dtype(), x.dim(0), x.dim(1), x.stride(0), stream_),
+                        "transpose");
+    }
+    Status to_rgba8(const Tensor & rgba, const Tensor & x, float a, float b) override {
+        if (x.ndim() != 3 || x.dim(2) != 3 || x.stride(2) != 1 || x.stride(0) != x.dim(1) * x.stride(1) ||
+            rgba.dtype() != DType::u8 || rgba.ndim() != 3 || rgba.dim(0) != x.dim(0) || rgba.dim(1) != x.dim(1) ||
+            rgba.dim(2) != 4 || !rgba.is_contiguous())
+            return make_error(ErrorCode::shape, "to_rgba8: x %s -> rgba %s", x.str().c_str(), rgba.str().c_str());
+        return launched(kernels::to_rgba8(rgba.data<uint8_t>(), x.raw(), x.dtype(), x.dim(0) * x.dim(1), x.stride(1), a, b, stream_),
+                        "to_rgba8");
     }
 
 private:
