@@ -94,4 +94,24 @@ Status ProfilingBackend::attention(const Tensor & out, const Tensor & q, const T
     return timed(op, f, [&] { return in_.attention(out, q, k, v, scale, q_block, k_block); });
 }
 
+Status ProfilingBackend::conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,
+                                const ConvSpec & spec) {
+    // 2 m n k with m = output pixels, n = Cout, k = the reduction (taps x Cin)
+    const double f = 2.0 * double(y.numel()) * double(w.dim(1));
+    return timed("conv3d k" + std::to_string(spec.kt) + "x" + std::to_string(spec.kh) + "x" + std::to_string(spec.kw), f,
+                 [&] { return in_.conv3d(y, x, w, b, spec); });
+}
+Status ProfilingBackend::relu(const Tensor & y, const Tensor & x) {
+    return timed("relu", 0, [&] { return in_.relu(y, x); });
+}
+Status ProfilingBackend::tanh_clamp(const Tensor & y, const Tensor & x, float bound) {
+    return timed("tanh_clamp", 0, [&] { return in_.tanh_clamp(y, x, bound); });
+}
+Status ProfilingBackend::transpose(const Tensor & y, const Tensor & x) {
+    return timed("transpose", 0, [&] { return in_.transpose(y, x); });
+}
+Status ProfilingBackend::to_rgba8(const Tensor & rgba, const Tensor & x, float a, float b) {
+    return timed("to_rgba8", 0, [&] { return in_.to_rgba8(rgba, x, a, b); });
+}
+
 } // namespace avs::bench

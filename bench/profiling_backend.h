@@ -67,6 +67,12 @@ public:
                           const RingView & ring, const RopeLayout & layout, float scale) override;
     Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale, int64_t q_block,
                      int64_t k_block) override;
+    Status conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,
+                  const ConvSpec & spec) override;
+    Status relu(const Tensor & y, const Tensor & x) override;
+    Status tanh_clamp(const Tensor & y, const Tensor & x, float bound) override;
+    Status transpose(const Tensor & y, const Tensor & x) override;
+    Status to_rgba8(const Tensor & rgba, const Tensor & x, float a, float b) override;
 
 private:
     template <class F> Status timed(const std::string & op, double flops, F && f);
