@@ -46,6 +46,12 @@ public:
     uint64_t bytes_in_use() const override { return in_.bytes_in_use(); }
     uint64_t peak_bytes() const override { return in_.peak_bytes(); }
 
+    Result<Tensor> alloc_host(DType dtype, const Shape & shape) override { return in_.alloc_host(dtype, shape); }
+    Status copy_to_host_async(const Tensor & dst, const Tensor & src) override { return in_.copy_to_host_async(dst, src); }
+    Result<std::shared_ptr<BackendEvent>> record_event() override { return in_.record_event(); }
+    Status         wait_event(const BackendEvent & e) override { return in_.wait_event(e); }
+    Status         sync_event(const BackendEvent & e) override { return in_.sync_event(e); }
+    Result<double> elapsed_ms(const BackendEvent & a, const BackendEvent & b) override { return in_.elapsed_ms(a, b); }
     Status linear(const Tensor & y, const Tensor & x, const Tensor & w, const Tensor * b) override;
     Status layer_norm_modulate(const Tensor & y, const Tensor & x, const Tensor & shift, const Tensor & scale,
                                int64_t rows_per_frame, float eps) override;

@@ -127,7 +127,7 @@ cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int h
                       float scale, cudaStream_t stream) {
     if (Lq == 0) return cudaSuccess;
     if (keys.ring && !keys.rope_tab) return cudaErrorInvalidValue;
-    if (attention_mma_supported(dtype, keys.dtype, head_dim)) return attention_mma(out, q, Lq, heads, head_dim, keys, scale, stream);
+    if (attention_mma_supported(dtype, keys, head_dim)) return attention_mma(out, q, Lq, heads, head_dim, keys, scale, stream);
     if (head_dim % 32 != 0 || head_dim > 32 * kMaxChunks) return cudaErrorInvalidValue;
     const RopeTabs tabs = rope_tabs(keys);
     const size_t    smem = sizeof(float) * size_t(kTile * (head_dim + 1) + kTile * head_dim + kWarps * head_dim);

@@ -1,5 +1,6 @@
 // Attention over either plain K/V or the ring KV cache, read in place (sinks + ring fragments, no
-// gather copy), keys rotated by their read-time RoPE position as they are loaded.
+// gather copy), the keys' temporal RoPE pairs rotated by their read-time position as they are loaded
+// (ring keys are stored with their spatial rotation already applied).
 //
 // This is the correctness-first version: fp32 math on CUDA cores, one warp per query row, K/V tiles
 // in shared memory, online softmax. The tensor-core (mma.sync / wgmma) kernel replaces its inner

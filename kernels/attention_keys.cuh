@@ -49,25 +49,16 @@ __device__ __forceinline__ KeyRow key_row(const AttnKeys & K, int64_t j) {
     return {int64_t(K.view.slot_of_logical(l)) * tpf + r, l, r / K.rope.grid_w, r % K.rope.grid_w};
 }
 
-// Rotate the pair p of a ring key by its table entry.
+// Rotate pair p of a ring key by its read-time temporal angle. Stored keys already carry their
+// spatial rotation (kv_write follows a rope pass at temporal position 0), so pairs past pairs_t stay.
 __device__ __forceinline__ void rotate_key_pair(const AttnKeys & K, const RopeTabs & T, const KeyRow & kr, int p, float & k0,
                                                 float & k1) {
     const RopeLayout & R = K.rope;
-    int64_t ti;
-    if (p < R.pairs_t) ti = int64_t(kr.frame) * R.pairs_t + p;
-    else if (p < R.pairs_t + R.pairs_h) ti = T.t + int64_t(kr.i) * R.pairs_h + (p - R.pairs_t);
-    else ti = T.t + T.h + int64_t(kr.j) * R.pairs_w + (p - R.pairs_t - R.pairs_h);
+    if (p >= R.pairs_t) return;
+    const int64_t ti = int64_t(kr.frame) * R.pairs_t + p;
     const float c = T.cos[ti], s = T.sin[ti];
     const float r0 = k0 * c - k1 * s, r1 = k0 * s + k1 * c;
     k0 = r0, k1 = r1;
 }
-
-// Per-key facts of one tile, computed once per key rather than per element.
-struct KeyInfo {
-    int32_t row;    // physical row (token) in the K/V arrays, -1 past the limit
-    int32_t t_off;  // frame's row in the temporal RoPE table (ring)
-    int32_t h_off;  // grid row's row in the h table
-    int32_t w_off;  // grid column's row in the w table
-};
 
 } // namespace avs::kernels

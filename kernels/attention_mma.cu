@@ -47,71 +47,56 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 
 __device__ __forceinline__ uint32_t lds32(const bf16 * p) { return *reinterpret_cast<const uint32_t *>(p); }
 
-// Per-key facts of a tile: physical row, and the RoPE table rows of its frame / grid row / column.
-__device__ __forceinline__ void tile_info(const AttnKeys & K, const RopeTabs & T, int64_t j0, int64_t limit, KeyInfo * info) {
-    const RopeLayout & R = K.rope;
-    for (int t = threadIdx.x; t < kBK; t += blockDim.x) {
-        const int64_t j = j0 + t;
-        KeyInfo ki{-1, 0, 0, 0};
-        if (j < limit) {
-            const KeyRow kr = key_row(K, j);
-            ki.row   = int32_t(kr.row);
-            ki.t_off = kr.frame * R.pairs_t;
-            ki.h_off = int32_t(T.t) + kr.i * R.pairs_h - R.pairs_t;
-            ki.w_off = int32_t(T.t + T.h) + kr.j * R.pairs_w - R.pairs_t - R.pairs_h;
-        }
-        info[t] = ki;
-    }
+// Keys are consumed in tiles that never cross a frame boundary (a 1560-token frame is 24 full
+// tiles and one of 24 keys), so a tile has one temporal RoPE angle per pair.
+__device__ __forceinline__ int64_t tile_end(const AttnKeys & K, int64_t j0, int64_t limit) {
+    int64_t e = min(j0 + kBK, limit);
+    if (K.ring) e = min(e, (j0 / K.view.tokens_per_frame + 1) * K.view.tokens_per_frame);
+    return e;
 }
 
-// Issue the tile's raw K and V rows (16-byte chunks) into shared memory.
+// Issue keys [a, b) (one frame's tokens on a ring) as raw 16-byte chunks of K and V into shared
+// memory; rows past b are zero-filled.
 template <int D>
-__device__ __forceinline__ void issue_tile(const bf16 * kp, const bf16 * vp, int H, int h, const KeyInfo * info, bf16 * ks,
-                                           bf16 * vs) {
+__device__ __forceinline__ void issue_tile(const AttnKeys & K, int H, int h, int64_t a, int64_t b, bf16 * ks, bf16 * vs) {
     constexpr int ld = D + kPad, chunks = D / 8;
+    const bf16 * kp = static_cast<const bf16 *>(K.k);
+    const bf16 * vp = static_cast<const bf16 *>(K.v);
+    int64_t row0 = a;  // physical row of key a; the tile's keys are consecutive rows
+    if (K.ring) {
+        const int tpf = K.view.tokens_per_frame;
+        const int lf  = int(a / tpf);
+        row0 = int64_t(K.view.slot_of_logical(lf)) * tpf + (a - int64_t(lf) * tpf);
+    }
     for (int e = threadIdx.x; e < kBK * chunks; e += blockDim.x) {
         const int     t = e / chunks, c = e % chunks;
-        const int32_t row = info[t].row;
-        const int64_t off = (int64_t(row < 0 ? 0 : row) * H + h) * D + 8 * c;
-        cp_async16(ks + t * ld + 8 * c, kp + off, row >= 0);
-        cp_async16(vs + t * ld + 8 * c, vp + off, row >= 0);
+        const bool    valid = a + t < b;
+        const int64_t off = ((valid ? row0 + t : 0) * H + h) * D + 8 * c;
+        cp_async16(ks + t * ld + 8 * c, kp + off, valid);
+        cp_async16(vs + t * ld + 8 * c, vp + off, valid);
     }
     cp_async_commit();
 }
 
-// Rotate the staged keys in place by their read-time RoPE angles (ring reads).
-template <int D>
-__device__ __forceinline__ void rotate_tile(const AttnKeys & K, const RopeTabs & T, const KeyInfo * info, bf16 * ks) {
-    constexpr int ld = D + kPad, pairs = D / 2;
-    const RopeLayout & R = K.rope;
-    for (int e = threadIdx.x; e < kBK * pairs; e += blockDim.x) {
-        const int t = e / pairs, p = e % pairs;
-        const KeyInfo ki = info[t];
-        if (ki.row < 0) continue;
-        const int ti = p < R.pairs_t ? ki.t_off + p : (p < R.pairs_t + R.pairs_h ? ki.h_off + p : ki.w_off + p);
-        const float cs = __ldg(T.cos + ti), sn = __ldg(T.sin + ti);
-        __nv_bfloat162 * kv = reinterpret_cast<__nv_bfloat162 *>(ks + t * ld + 2 * p);
-        const float2 k = __bfloat1622float2(*kv);
-        *kv = __floats2bfloat162_rn(k.x * cs - k.y * sn, k.x * sn + k.y * cs);
-    }
-}
+// Temporal RoPE pairs live in the first kTK 16-column blocks of a head (22 pairs of 64 for
+// head_dim 128, 12 of 32 for 64).
+template <int D> __host__ __device__ constexpr int temporal_blocks() { return (D / 2 - 2 * (D / 6) + 7) / 8; }
 
 template <int D>
 __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __restrict__ out, const bf16 * __restrict__ q,
                                                                        int64_t Lq, int H, AttnKeys K, RopeTabs tabs, float scale) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    constexpr int ld = D + kPad;
+    constexpr int ld = D + kPad, kTK = temporal_blocks<D>();
     bf16 * kbuf = reinterpret_cast<bf16 *>(smem_raw);  // [2][kBK][ld]
     bf16 * vbuf = kbuf + 2 * kBK * ld;                  // [2][kBK][ld]
-    KeyInfo * info = reinterpret_cast<KeyInfo *>(vbuf + 2 * kBK * ld);  // [2][kBK]
-    const bf16 * kp = static_cast<const bf16 *>(K.k);
-    const bf16 * vp = static_cast<const bf16 *>(K.v);
 
     const int     h    = blockIdx.y;
     const int     warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int     g = lane / 4, t = lane % 4;
     const int64_t q0 = int64_t(blockIdx.x) * kBQ;
 
+    // Q A-fragments, in registers for the whole key loop. Register qf[kd][r] holds RoPE pair
+    // 8 kd + t (r = 0, 1) or 8 kd + 4 + t (r = 2, 3) of row g (r even) or g + 8 (r odd).
     uint32_t qf[D / 16][4];
     {
         const int64_t r0 = q0 + warp * 16 + g, r1 = r0 + 8;
@@ -125,10 +110,21 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             qf[kd][3] = r1 < Lq ? lds32(q1p + 16 * kd + 8) : 0u;
         }
     }
+    // Ring keys are stored with their spatial rotation only. Rather than rotating every key tile by
+    // its frame's temporal angle phi, the (few) temporal Q pairs are rotated by -phi whenever the
+    // key frame changes: q . R(phi) k = (R(-phi) q) . k. Measured at the 1.3B chunk shape: rotating
+    // the keys in shared memory cost 29 % of the kernel (all 64 pairs: 43 %).
+    uint32_t q_orig[kTK][4];
+#pragma unroll
+    for (int kd = 0; kd < kTK; ++kd)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) q_orig[kd][r] = qf[kd][r];
+    int q_frame = -1;
+
     const int64_t row0 = q0 + warp * 16 + g, row1 = row0 + 8;
     const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
     const int64_t block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1));
-    // A warp whose rows all end before the tile skips its math but still joins every barrier.
+    // A warp whose rows all end before a tile skips its math but still joins every barrier.
     const int64_t warp_lim = key_limit(K, min(Lq - 1, q0 + warp * 16 + 15));
 
     float o[D / 8][4];
@@ -137,30 +133,42 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     const float sl2 = scale * 1.4426950408889634f;
 
-    // ldmatrix lane addressing (see the fragment layouts of m16n8k16):
+    // ldmatrix lane addressing (fragment layouts of m16n8k16):
     //  K (B of S = Q K^T, non-transposed): lane -> key row 8j + lane%8, dim column 8 * (lane/8) within 32
     //  V (B of O = P V, transposed):       lane -> key row (lane%8) + 8 * ((lane/8)%2), dim column 8 * (lane/16) within 16
     const int k_row = lane % 8, k_col = 8 * (lane / 8);
     const int v_row = (lane % 8) + 8 * ((lane / 8) % 2), v_col = 8 * (lane / 16);
 
-    const int64_t n_tiles = (block_lim + kBK - 1) / kBK;
-    if (n_tiles > 0) {
-        tile_info(K, tabs, 0, block_lim, info);
-        __syncthreads();
-        issue_tile<D>(kp, vp, H, h, info, kbuf, vbuf);
-    }
-    for (int64_t it = 0; it < n_tiles; ++it) {
-        const int      cur = int(it & 1), nxt = cur ^ 1;
-        const int64_t  j0 = it * kBK;
-        bf16 *         ks = kbuf + cur * kBK * ld;
-        bf16 *         vs = vbuf + cur * kBK * ld;
+    int64_t a = 0, b = block_lim > 0 ? tile_end(K, 0, block_lim) : 0;
+    if (a < block_lim) issue_tile<D>(K, H, h, a, b, kbuf, vbuf);
+    for (int cur = 0; a < block_lim; cur ^= 1) {
         cp_async_wait_all();
-        __syncthreads();  // tile `it` landed for everyone; tile it-1's buffers are free
-        if (K.ring) rotate_tile<D>(K, tabs, info + cur * kBK, ks);
-        if (it + 1 < n_tiles) tile_info(K, tabs, j0 + kBK, block_lim, info + nxt * kBK);
-        __syncthreads();  // rotated keys and the next tile's info visible
-        if (it + 1 < n_tiles) issue_tile<D>(kp, vp, H, h, info + nxt * kBK, kbuf + nxt * kBK * ld, vbuf + nxt * kBK * ld);
+        __syncthreads();  // tile [a, b) landed for everyone; the other buffer's tile is consumed
+        const int64_t na = b, nb = na < block_lim ? tile_end(K, na, block_lim) : na;
+        if (na < block_lim) issue_tile<D>(K, H, h, na, nb, kbuf + (cur ^ 1) * kBK * ld, vbuf + (cur ^ 1) * kBK * ld);
+        const bf16 * ks = kbuf + cur * kBK * ld;
+        const bf16 * vs = vbuf + cur * kBK * ld;
+        const int64_t j0 = a, jend = b;
+        a = na, b = nb;
         if (j0 >= warp_lim) continue;
+
+        if (K.ring) {
+            const int lf = int(j0 / K.view.tokens_per_frame);
+            if (lf != q_frame) {
+                q_frame = lf;
+                const int pt = K.rope.pairs_t;
+#pragma unroll
+                for (int kd = 0; kd < kTK; ++kd)
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        const int p = 8 * kd + 4 * (r / 2) + t;
+                        if (p >= pt) continue;
+                        const float c = __ldg(tabs.cos + int64_t(lf) * pt + p), sn = __ldg(tabs.sin + int64_t(lf) * pt + p);
+                        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&q_orig[kd][r]));
+                        qf[kd][r] = pack_bf16(x.x * c + x.y * sn, x.y * c - x.x * sn);  // R(-phi)
+                    }
+            }
+        }
 
         float s[kBK / 8][4];
 #pragma unroll
@@ -168,21 +176,22 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
             for (int kd = 0; kd < D / 16; kd += 2) {
-                uint32_t b[4];
-                ldsm_x4(b, ks + (8 * j + k_row) * ld + 16 * kd + k_col);
-                mma_bf16(s[j], qf[kd], b[0], b[1]);
-                mma_bf16(s[j], qf[kd + 1], b[2], b[3]);
+                uint32_t bb[4];
+                ldsm_x4(bb, ks + (8 * j + k_row) * ld + 16 * kd + k_col);
+                mma_bf16(s[j], qf[kd], bb[0], bb[1]);
+                mma_bf16(s[j], qf[kd + 1], bb[2], bb[3]);
             }
         }
+        const int64_t e0 = min(lim0, jend), e1 = min(lim1, jend);
         float mx0 = m0, mx1 = m1;
-        const bool full = j0 + kBK <= min(lim0, lim1);
+        const bool full = j0 + kBK <= min(e0, e1);
 #pragma unroll
         for (int j = 0; j < kBK / 8; ++j) {
             const int64_t key = j0 + 8 * j + 2 * t;
 #pragma unroll
             for (int c = 0; c < 2; ++c) {
-                s[j][c]     = full || key + c < lim0 ? s[j][c] * sl2 : -INFINITY;
-                s[j][2 + c] = full || key + c < lim1 ? s[j][2 + c] * sl2 : -INFINITY;
+                s[j][c]     = full || key + c < e0 ? s[j][c] * sl2 : -INFINITY;
+                s[j][2 + c] = full || key + c < e1 ? s[j][2 + c] * sl2 : -INFINITY;
                 mx0 = fmaxf(mx0, s[j][c]);
                 mx1 = fmaxf(mx1, s[j][2 + c]);
             }
@@ -192,6 +201,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
         }
+        // rows with no visible key yet keep m = -inf: use 0 as the base so nothing becomes NaN
         const float b0 = mx0 == -INFINITY ? 0.0f : mx0, b1 = mx1 == -INFINITY ? 0.0f : mx1;
         const float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
         m0 = mx0, m1 = mx1;
@@ -203,6 +213,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             const float p2 = exp2f(s[j][2] - b1), p3 = exp2f(s[j][3] - b1);
             ps0 += p0 + p1;
             ps1 += p2 + p3;
+            // the C layout of two adjacent key n-tiles is the A layout of one k16 step (FA2)
             pa[j / 2][(j % 2) * 2 + 0] = pack_bf16(p0, p1);
             pa[j / 2][(j % 2) * 2 + 1] = pack_bf16(p2, p3);
         }
@@ -214,13 +225,14 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
         for (int kk = 0; kk < kBK / 16; ++kk) {
 #pragma unroll
             for (int nd = 0; nd < D / 8; nd += 2) {
-                uint32_t b[4];
-                ldsm_x4_t(b, vs + (16 * kk + v_row) * ld + 8 * nd + v_col);
-                mma_bf16(o[nd], pa[kk], b[0], b[1]);
-                mma_bf16(o[nd + 1], pa[kk], b[2], b[3]);
+                uint32_t bb[4];
+                ldsm_x4_t(bb, vs + (16 * kk + v_row) * ld + 8 * nd + v_col);
+                mma_bf16(o[nd], pa[kk], bb[0], bb[1]);
+                mma_bf16(o[nd + 1], pa[kk], bb[2], bb[3]);
             }
         }
     }
+    // finish the row sums across the 4 threads of each row, normalise, store
 #pragma unroll
     for (int off = 1; off <= 2; off <<= 1) {
         l0 += __shfl_xor_sync(0xffffffffu, l0, off);
@@ -238,7 +250,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
 template <int D>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, const RopeTabs & tabs, float scale,
                    cudaStream_t stream) {
-    const size_t smem = sizeof(bf16) * size_t(4 * kBK * (D + kPad)) + sizeof(KeyInfo) * 2 * kBK;
+    const size_t smem = sizeof(bf16) * size_t(4 * kBK * (D + kPad));
     auto * kern = attention_mma_kernel<D>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
@@ -249,8 +261,11 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
 
 } // namespace
 
-bool attention_mma_supported(DType q_dtype, DType kv_dtype, int head_dim) {
-    return q_dtype == DType::bf16 && kv_dtype == DType::bf16 && (head_dim == 64 || head_dim == 128);
+bool attention_mma_supported(DType q_dtype, const AttnKeys & keys, int head_dim) {
+    if (q_dtype != DType::bf16 || keys.dtype != DType::bf16 || (head_dim != 64 && head_dim != 128)) return false;
+    // the temporal pairs must sit in the Q blocks the kernel re-rotates (always so for Wan layouts)
+    const int kTK = head_dim == 128 ? temporal_blocks<128>() : temporal_blocks<64>();
+    return !keys.ring || keys.rope.pairs_t <= 8 * kTK;
 }
 
 cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,

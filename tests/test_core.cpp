@@ -63,6 +63,17 @@ TEST_CASE("tensor views: slice and select share storage with correct strides", "
     REQUIRE(!t.reshape(Shape{5, 5}).defined());  // wrong element count
     REQUIRE(t.reshape(Shape{6, 4}).data<float>()[23] == 23.0f);
     REQUIRE(!t.slice(0, 1, 3).defined());  // out of range
+    // reshape of strided views, PyTorch view rules: frame 1 of a [C=2, F=3, 2, 2] latent, inner dims merged
+    Tensor lat = t.reshape(Shape{2, 3, 2, 2});
+    Tensor fr  = lat.select(1, 1).reshape(Shape{2, 4});  // [C, h*w] with row stride F*h*w
+    REQUIRE(fr.defined());
+    REQUIRE(fr.stride(0) == 12);
+    REQUIRE(fr.stride(1) == 1);
+    REQUIRE(fr.data<float>()[fr.stride(0) + 3] == 19.0f);  // c 1, f 1, p 3
+    REQUIRE(s.reshape(Shape{2, 8}).stride(0) == 12);        // merging the contiguous inner dims of a slice
+    REQUIRE(s.reshape(Shape{2, 8}).data<float>()[12 + 7] == 23.0f);  // s starts at element 4
+    REQUIRE(!s.reshape(Shape{16}).defined());               // the rows are not evenly spaced
+    REQUIRE(!t.slice(2, 0, 2).reshape(Shape{2, 6}).defined());  // a last-dim slice cannot merge
     REQUIRE(dtype_bytes(DType::int4, 5) == 3);
 }
 

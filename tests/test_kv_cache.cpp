@@ -19,8 +19,11 @@ struct Rollout {
     std::map<int64_t, Tensor>  k_hist, v_hist;  // per absolute frame [tpf, H, Dh]
 };
 
-// Write `chunks` chunks of random K/V through the ring, remembering every frame's data.
-Rollout roll(Backend & be, int sinks, int window, int chunk, int chunks, RopeMode mode, DType dtype = DType::f32) {
+// Write `chunks` chunks of random K/V through the ring, remembering every frame's data. With
+// `model_keys`, keys are stored as the model stores them (spatial RoPE applied, the temporal part
+// left for read time) while k_hist keeps the un-rotated keys.
+Rollout roll(Backend & be, int sinks, int window, int chunk, int chunks, RopeMode mode, DType dtype = DType::f32,
+             bool model_keys = false) {
     KvCacheConfig cfg;
     cfg.sinks = sinks; cfg.window = window; cfg.chunk_frames = chunk; cfg.rope_mode = mode; cfg.dtype = dtype;
     Rollout r{KvCache::create(be, cfg, 1, kTpf, kHeads, kHd).value(), {}, {}};
@@ -28,7 +31,13 @@ Rollout roll(Backend & be, int sinks, int window, int chunk, int chunks, RopeMod
         const int64_t f0 = int64_t(c) * chunk;
         Tensor k = test::randn(Shape{chunk * kTpf, kHeads, kHd}, 1000 + uint64_t(c));
         Tensor v = test::randn(Shape{chunk * kTpf, kHeads, kHd}, 2000 + uint64_t(c));
-        REQUIRE(be.kv_write(r.cache.keys(0, 0), r.cache.values(0, 0), r.cache.view(f0 + chunk), f0, k, v).ok());
+        Tensor stored = k;
+        if (model_keys) {
+            stored = Tensor::host(DType::f32, k.shape());
+            std::memcpy(stored.raw(), k.raw(), k.nbytes());
+            REQUIRE(be.rope(stored, make_rope_layout(kHd, kGridH, kGridW), std::vector<int64_t>(size_t(chunk), 0)).ok());
+        }
+        REQUIRE(be.kv_write(r.cache.keys(0, 0), r.cache.values(0, 0), r.cache.view(f0 + chunk), f0, stored, v).ok());
         for (int f = 0; f < chunk; ++f) {
             r.k_hist[f0 + f] = k.slice(0, f * kTpf, (f + 1) * kTpf);
             r.v_hist[f0 + f] = v.slice(0, f * kTpf, (f + 1) * kTpf);
@@ -63,7 +72,7 @@ TEST_CASE("ring attention equals plain attention over the gathered frames, with 
     for (RopeMode mode : {RopeMode::absolute, RopeMode::window}) {
         for (auto [sinks, window] : {std::pair{0, 3}, std::pair{1, 6}, std::pair{3, 4}, std::pair{2, 5}}) {
             const int chunk = 3, chunks = 6;
-            Rollout   r     = roll(be, sinks, window, chunk, chunks, mode);
+            Rollout   r     = roll(be, sinks, window, chunk, chunks, mode, DType::f32, true);
             const int64_t end  = int64_t(chunks) * chunk;
             RingView      view = r.cache.view(end);
             const RopeLayout rope = make_rope_layout(kHd, kGridH, kGridW);
@@ -76,7 +85,8 @@ TEST_CASE("ring attention equals plain attention over the gathered frames, with 
             Tensor out = Tensor::host(DType::f32, q.shape());
             REQUIRE(be.attention_ring(out, q, r.cache.keys(0, 0), r.cache.values(0, 0), view, rope, 0.3f).ok());
 
-            // reference: gather the visible frames by definition, rotate keys at gathered positions
+            // reference: gather the visible frames by definition, rotate the un-rotated keys fully at
+            // their gathered positions (spatial at write + temporal at read must equal this)
             std::vector<int64_t> frames;
             for (int64_t f = 0; f < end; ++f)
                 if (f < sinks || f >= end - window) frames.push_back(f);

@@ -15,6 +15,14 @@
 
 namespace avs {
 
+// A point in a backend's queue of work: CUDA events on the CUDA backend, host timestamps on the
+// synchronous CPU twin. Used to order work across backends (the decode stream waits for the DiT's
+// latents) and to time spans on each stream for traces.
+class BackendEvent {
+public:
+    virtual ~BackendEvent() = default;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -38,6 +46,22 @@ public:
     // bytes currently allocated / peak, for memory accounting
     virtual uint64_t bytes_in_use() const = 0;
     virtual uint64_t peak_bytes() const = 0;
+
+    // Host memory for asynchronous device-to-host copies (pinned on CUDA), zero-filled.
+    virtual Result<Tensor> alloc_host(DType dtype, const Shape & shape) = 0;
+    // dst (host, from alloc_host) <- src (device), same dtype, raw bytes, queued on this backend:
+    // complete once an event recorded after it has completed.
+    virtual Status copy_to_host_async(const Tensor & host_dst, const Tensor & src) = 0;
+
+    // ---- events (see BackendEvent) ----
+    virtual Result<std::shared_ptr<BackendEvent>> record_event() = 0;
+    // Work queued on this backend after the call runs after `e` (recorded on any backend of the same
+    // device) has completed; the host does not wait.
+    virtual Status wait_event(const BackendEvent & e) = 0;
+    // The host waits until `e` has completed.
+    virtual Status sync_event(const BackendEvent & e) = 0;
+    // Milliseconds from a to b; both complete (sync_event first).
+    virtual Result<double> elapsed_ms(const BackendEvent & a, const BackendEvent & b) = 0;
 
     // ---- ops ----
     // y[M,N] = x[M,K] . w[N,K]^T (+ b[N])
@@ -75,7 +99,8 @@ public:
     virtual Status kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0,
                             const Tensor & k, const Tensor & v) = 0;
     // out[Lq, H, D] = softmax(scale * q K^T) V over the frames the ring shows, in logical order;
-    // K is stored before RoPE and rotated here by its read-time position. q is already rotated.
+    // K is stored with its spatial (row/column) RoPE applied and before its temporal RoPE; the
+    // temporal pairs are rotated here by the frame's read-time position. q is already fully rotated.
     virtual Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & k_store, const Tensor & v_store,
                                   const RingView & ring, const RopeLayout & layout, float scale) = 0;
     // Plain attention, q [Lq, H, D], k/v [Lk, H, D]. With q_block, k_block > 0 it is block-causal:

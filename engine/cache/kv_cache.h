@@ -1,6 +1,7 @@
 // KvCache: per-layer self-attention K/V storage over a RingView, in `commit` mode (one cache,
 // Self-Forcing) or `step` mode (one cache per denoising step, Seko AR). Keys are stored after the
-// q/k RMSNorm but before RoPE. Layout of one (cache, layer) store: [slots, tokens_per_frame, heads, head_dim].
+// q/k RMSNorm with their spatial RoPE but before the temporal RoPE, which attention applies at read
+// time from the frame's current position (so eviction and window-mode positions move no data). Layout of one (cache, layer) store: [slots, tokens_per_frame, heads, head_dim].
 #pragma once
 
 #include "engine/cache/ring_view.h"

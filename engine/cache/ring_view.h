@@ -9,7 +9,8 @@
 // While the chunk ending at frame `end_frame` (exclusive) is generated, attention sees, in this
 // logical order: the sink frames [0, min(sinks, end)), then the window frames [ring_begin, end)
 // with ring_begin = max(sinks, end - window). The window includes the chunk being generated.
-// Keys are stored before RoPE; their temporal RoPE position is the absolute frame index
+// Keys are stored before their temporal RoPE (the spatial part, fixed per token, is applied at
+// write time); their temporal RoPE position is the absolute frame index
 // (RopeMode::absolute, as Self-Forcing) or the logical index above (RopeMode::window: positions
 // stay bounded, so a stream can run forever).
 #pragma once

@@ -72,8 +72,31 @@ bool Tensor::is_contiguous() const {
 }
 
 Tensor Tensor::reshape(const Shape & shape) const {
-    if (!is_contiguous() || shape.numel() != numel()) return Tensor();
-    return Tensor(buf_, offset_, dtype_, shape);
+    if (shape.numel() != numel()) return Tensor();
+    if (is_contiguous()) return Tensor(buf_, offset_, dtype_, shape);
+    // Walk the old dims from the innermost, in runs that are contiguous with each other; each run
+    // must be covered exactly by a run of new dims, which then get strides inside that run.
+    Tensor t = *this;
+    t.shape_ = shape;
+    int     nd        = shape.ndim - 1;
+    int64_t base      = strides_[size_t(shape_.ndim - 1)];
+    int64_t old_count = 1, new_count = 1;
+    for (int od = shape_.ndim - 1; od >= 0; --od) {
+        old_count *= shape_.dims[size_t(od)];
+        const bool run_ends = od == 0 || (shape_.dims[size_t(od - 1)] != 1 && strides_[size_t(od - 1)] != old_count * base);
+        if (!run_ends) continue;
+        while (nd >= 0 && (new_count < old_count || shape.dims[size_t(nd)] == 1)) {
+            t.strides_[size_t(nd)] = new_count * base;
+            new_count *= shape.dims[size_t(nd)];
+            --nd;
+        }
+        if (new_count != old_count) return Tensor();
+        if (od > 0) {
+            base      = strides_[size_t(od - 1)];
+            old_count = new_count = 1;
+        }
+    }
+    return nd == -1 ? t : Tensor();
 }
 
 Tensor Tensor::slice(int dim, int64_t begin, int64_t end) const {

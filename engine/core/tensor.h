@@ -85,7 +85,9 @@ public:
     template <typename T> T * data() const { return static_cast<T *>(raw()); }
     const std::shared_ptr<Buffer> & buffer() const { return buf_; }
 
-    // Views (share storage). Contiguity is required for reshape.
+    // Views (share storage). reshape works whenever the new shape can be expressed with strides over
+    // the same elements (as PyTorch's view: e.g. merging the contiguous inner dims of a strided
+    // slice); otherwise it returns an undefined tensor.
     Tensor reshape(const Shape & shape) const;
     Tensor slice(int dim, int64_t begin, int64_t end) const;  // [begin, end) along dim
     Tensor select(int dim, int64_t index) const;              // drops dim

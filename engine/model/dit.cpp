@@ -141,8 +141,12 @@ Status Dit::self_attention(int layer, const Tensor & q, const Tensor & k, const 
     const float scale = float(1.0 / std::sqrt(double(cfg_.head_dim())));
     std::vector<int64_t> qpos(static_cast<size_t>(frames));
     if (plan.cache) {
-        // Keys go into the ring un-rotated; attention rotates them by their read-time position.
+        // Keys go into the ring rotated by their spatial RoPE only (a token's row and column never
+        // change); attention rotates the temporal pairs by the frame's read-time position. Rotating
+        // with temporal position 0 is exactly the spatial part: angle 0 gives cos 1, sin 0.
         const RingView ring = plan.cache->view(plan.frame0 + frames);
+        for (int f = 0; f < frames; ++f) qpos[size_t(f)] = 0;
+        AVS_TRY(be_.rope(k, rope, qpos));
         for (int f = 0; f < frames; ++f) qpos[size_t(f)] = ring.rope_pos_of_frame(plan.frame0 + f);
         AVS_TRY(be_.kv_write(plan.cache->keys(plan.cache_index, layer), plan.cache->values(plan.cache_index, layer), ring,
                              plan.frame0, k, v));

@@ -72,6 +72,7 @@ Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, Chunk
     const auto    t_all  = clock::now();
     if (stats) *stats = ChunkStats{chunk_, {}, 0, 0};
 
+    AVS_ASSIGN_OR_RETURN(ev_begin_, be.record_event());
     AVS_TRY(noise.fill(chunk_, 0, host_noise_));
     AVS_TRY(be.upload(x_, host_noise_));
     const bool step_mode = cfg_.cache.mode == CacheMode::step;
@@ -90,6 +91,7 @@ Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, Chunk
         AVS_TRY(be.synchronize());
         if (stats) stats->step_ms.push_back(ms(t0, clock::now()));
     }
+    if (hook_) AVS_TRY(hook_(x0_));
     if (!step_mode && commit) {
         const auto t0 = clock::now();
         // Clean pass at t = 0: overwrites the chunk's noisy K/V with those of x0.
@@ -97,7 +99,8 @@ Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, Chunk
         AVS_TRY(be.synchronize());
         if (stats) stats->commit_ms = ms(t0, clock::now());
     }
-    AVS_TRY(be.download(out_host, x0_));
+    AVS_ASSIGN_OR_RETURN(ev_end_, be.record_event());
+    if (out_host.defined()) AVS_TRY(be.download(out_host, x0_));
     ++chunk_;
     if (stats) stats->total_ms = ms(t_all, clock::now());
     return {};

@@ -7,6 +7,7 @@
 #include "engine/cache/kv_cache.h"
 #include "engine/model/dit.h"
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -61,11 +62,19 @@ class Generator {
 public:
     static Result<std::unique_ptr<Generator>> create(Dit & dit, const GenConfig & cfg);
 
-    // Generate the next chunk into `out_host` (f32 [C_out, chunk_frames, h, w]). `commit` = false
+    // Generate the next chunk into `out_host` (f32 [C_out, chunk_frames, h, w]; undefined: no
+    // download, the latents stay on the device for the hook). `commit` = false
     // skips the t = 0 pass (only sensible for the last chunk of a finite run: it changes nothing
     // that is returned).
     Status next_chunk(NoiseSource & noise, const Tensor & out_host, ChunkStats * stats = nullptr, bool commit = true);
 
+    // Called inside next_chunk() with the chunk's final latents (device [C_out, F, h, w], valid until
+    // the next chunk), before the commit pass: a decode pipeline takes them from here so that decoding
+    // overlaps the commit pass and the next chunk.
+    void set_latents_hook(std::function<Status(const Tensor & latents)> hook) { hook_ = std::move(hook); }
+    // Events around the last chunk's DiT work (for traces): recorded on the DiT backend.
+    const std::shared_ptr<BackendEvent> & chunk_begin_event() const { return ev_begin_; }
+    const std::shared_ptr<BackendEvent> & chunk_end_event() const { return ev_end_; }
     int64_t                     chunks_done() const { return chunk_; }
     const std::vector<double> & timesteps() const { return t_; }
     const KvCache &             cache() const { return cache_; }
@@ -82,6 +91,8 @@ private:
     int64_t             chunk_ = 0;
     Tensor              x_, v_, x0_, eps_;  // device [C, F, h, w]
     Tensor              host_noise_;
+    std::function<Status(const Tensor &)> hook_;
+    std::shared_ptr<BackendEvent>         ev_begin_, ev_end_;
 };
 
 } // namespace avs

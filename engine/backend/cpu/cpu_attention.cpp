@@ -81,7 +81,11 @@ Status CpuBackend::attention_ring(const Tensor & out, const Tensor & q, const Te
         load_row(v_store, slot * per_frame, att_v_.data() + l * per_frame, per_frame);
         pos[size_t(l)] = ring.rope_pos_of_logical(l);
     }
-    rope_apply_cpu(att_k_.data(), Nk, int(H), int(D), make_rope_tables(layout, pos));
+    // Stored keys carry their spatial rotation; only the temporal pairs turn with the read position.
+    RopeTables tab = make_rope_tables(layout, pos);
+    std::fill(tab.h_cos.begin(), tab.h_cos.end(), 1.0f), std::fill(tab.h_sin.begin(), tab.h_sin.end(), 0.0f);
+    std::fill(tab.w_cos.begin(), tab.w_cos.end(), 1.0f), std::fill(tab.w_sin.begin(), tab.w_sin.end(), 0.0f);
+    rope_apply_cpu(att_k_.data(), Nk, int(H), int(D), tab);
     cpu_attend(out.data<float>(), q.data<float>(), att_k_.data(), att_v_.data(), Lq, Nk, H, D, scale,
                [Nk](int64_t) { return Nk; }, att_s_);
     return {};

@@ -1,6 +1,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/core/parallel.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -37,6 +38,22 @@ Result<Tensor> CpuBackend::alloc(DType dtype, const Shape & shape) {
         in_use->fetch_sub(size);
     });
     return Tensor(std::move(buf), 0, dtype, shape);
+}
+
+namespace {
+// The CPU twin runs every op to completion before returning, so an event is just the time it was recorded.
+struct CpuEvent final : BackendEvent {
+    std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+};
+} // namespace
+
+Result<std::shared_ptr<BackendEvent>> CpuBackend::record_event() { return std::shared_ptr<BackendEvent>(std::make_shared<CpuEvent>()); }
+
+Result<double> CpuBackend::elapsed_ms(const BackendEvent & a, const BackendEvent & b) {
+    const auto * ea = dynamic_cast<const CpuEvent *>(&a);
+    const auto * eb = dynamic_cast<const CpuEvent *>(&b);
+    if (!ea || !eb) return make_error(ErrorCode::invalid_argument, "elapsed_ms: events of another backend");
+    return std::chrono::duration<double, std::milli>(eb->t - ea->t).count();
 }
 
 Status CpuBackend::upload(const Tensor & dst, const Tensor & src) {

@@ -26,6 +26,13 @@ public:
     uint64_t bytes_in_use() const override { return in_use_->load(); }
     uint64_t peak_bytes() const override { return peak_->load(); }
 
+    Result<Tensor> alloc_host(DType dtype, const Shape & shape) override { return alloc(dtype, shape); }
+    Status copy_to_host_async(const Tensor & host_dst, const Tensor & src) override { return copy(host_dst, src); }
+    Result<std::shared_ptr<BackendEvent>> record_event() override;
+    Status         wait_event(const BackendEvent &) override { return {}; }  // every op has completed on return
+    Status         sync_event(const BackendEvent &) override { return {}; }
+    Result<double> elapsed_ms(const BackendEvent & a, const BackendEvent & b) override;
+
     Status linear(const Tensor & y, const Tensor & x, const Tensor & w, const Tensor * b) override;
     Status layer_norm_modulate(const Tensor & y, const Tensor & x, const Tensor & shift, const Tensor & scale,
                                int64_t rows_per_frame, float eps) override;

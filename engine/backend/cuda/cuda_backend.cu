@@ -112,6 +112,18 @@ private:
     uint64_t                       in_use_ = 0, peak_ = 0, reserved_ = 0;
 };
 
+struct CudaEvent final : BackendEvent {
+    cudaEvent_t ev = nullptr;
+    ~CudaEvent() override {
+        if (ev) cudaEventDestroy(ev);
+    }
+};
+
+#define AVS_TRY_ASSIGN_EVENT(name, e)                                                                    \
+    const auto * name##_p = dynamic_cast<const CudaEvent *>(&(e));                                       \
+    if (!name##_p) return make_error(ErrorCode::invalid_argument, "event of another backend (CUDA expected)"); \
+    cudaEvent_t name = name##_p->ev
+
 class CudaBackend final : public Backend {
 public:
     static Result<std::unique_ptr<Backend>> create(int device) {
@@ -189,6 +201,45 @@ public:
     }
     uint64_t bytes_in_use() const override { return pool_->in_use(); }
     uint64_t peak_bytes() const override { return pool_->peak(); }
+
+    Result<Tensor> alloc_host(DType dtype, const Shape & shape) override {
+        const uint64_t bytes = dtype_bytes(dtype, uint64_t(shape.numel()));
+        void * p = nullptr;
+        AVS_CUDA_CHECK(cudaMallocHost(&p, std::max<uint64_t>(bytes, 1)));
+        std::memset(p, 0, bytes);
+        auto buf = std::make_shared<Buffer>(p, bytes, Device::cpu, [](void * q) { cudaFreeHost(q); });
+        return Tensor(std::move(buf), 0, dtype, shape);
+    }
+    Status copy_to_host_async(const Tensor & dst, const Tensor & src) override {
+        if (dst.dtype() != src.dtype() || dst.numel() != src.numel() || !dst.is_contiguous() || !src.is_contiguous())
+            return make_error(ErrorCode::shape, "copy_to_host_async: %s -> %s", src.str().c_str(), dst.str().c_str());
+        AVS_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), cudaMemcpyDeviceToHost, stream_));
+        return {};
+    }
+
+    Result<std::shared_ptr<BackendEvent>> record_event() override {
+        auto e = std::make_shared<CudaEvent>();
+        AVS_CUDA_CHECK(cudaEventCreate(&e->ev));  // timing enabled: spans for traces
+        AVS_CUDA_CHECK(cudaEventRecord(e->ev, stream_));
+        return std::shared_ptr<BackendEvent>(std::move(e));
+    }
+    Status wait_event(const BackendEvent & e) override {
+        AVS_TRY_ASSIGN_EVENT(ev, e);
+        AVS_CUDA_CHECK(cudaStreamWaitEvent(stream_, ev, 0));
+        return {};
+    }
+    Status sync_event(const BackendEvent & e) override {
+        AVS_TRY_ASSIGN_EVENT(ev, e);
+        AVS_CUDA_CHECK(cudaEventSynchronize(ev));
+        return {};
+    }
+    Result<double> elapsed_ms(const BackendEvent & a, const BackendEvent & b) override {
+        AVS_TRY_ASSIGN_EVENT(ea, a);
+        AVS_TRY_ASSIGN_EVENT(eb, b);
+        float ms = 0.0f;
+        AVS_CUDA_CHECK(cudaEventElapsedTime(&ms, ea, eb));
+        return double(ms);
+    }
 
     // y[M,N] = x[M,K] w[N,K]^T (+ b): column-major cuBLAS sees y^T = w . x^T.
     Status linear(const Tensor & y, const Tensor & x, const Tensor & w, const Tensor * b) override {
