@@ -58,7 +58,10 @@ def number(x):
 
 
 def git_commit():
-    """HEAD's sha, with "-dirty" when tracked files differ from it; None outside a git checkout."""
+    """$AVS_COMMIT when set; else HEAD's sha, with "-dirty" when tracked files differ from it; None outside
+    a git checkout."""
+    if os.environ.get("AVS_COMMIT"):
+        return os.environ["AVS_COMMIT"]
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         git = lambda *args: subprocess.run(["git", *args], capture_output=True, text=True, check=True,  # noqa: E731

@@ -3,17 +3,19 @@
 # DiT streaming benchmark (avs-bench + the PyTorch reference), and write logs and results under $OUT
 # (default ./out). Header-only build dependencies come from .gpudeps/ (scripts/fetch-gpu-deps.sh,
 # run where Debian's apt works).
-#   scripts/gpu-check.sh [--arch 90a] [--no-bench]
+#   scripts/gpu-check.sh [--arch 90a] [--no-bench | --bench dit|decode|all]
+# Results record $AVS_COMMIT when set (the device's copy of the tree may carry stale git metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/out}"
 mkdir -p "$OUT"
 arch=90a
-bench=1
+bench=all
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch="$2"; shift 2 ;;
-    --no-bench) bench=0; shift ;;
+    --no-bench) bench=none; shift ;;
+    --bench) bench="$2"; shift 2 ;;
     *) echo "gpu-check.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -24,19 +26,19 @@ if [ -d .gpudeps ]; then
   for f in .gpudeps/*.deb; do dpkg -x "$f" "$prefix"; done
 fi
 export PATH="$PATH:/usr/local/cuda/bin"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/build.log"
 
 build=build-gpu
 # OpenBLAS is not on the GPU machine: the CPU twin uses its own GEMM there.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAVS_CUDA=ON -DAVS_CUDA_ARCHS="$arch" \
   -DAVS_BUILD_APP=OFF -DAVS_FUZZ=OFF -DCMAKE_DISABLE_FIND_PACKAGE_OpenBLAS=ON \
-  -DCMAKE_PREFIX_PATH="$prefix/usr" 2>&1 | tee "$OUT/configure.log"
-cmake --build "$build" -j "$(nproc)" 2>&1 | tee "$OUT/build.log" | tail -n 5
+  -DCMAKE_PREFIX_PATH="$prefix/usr" 2>&1 | tee -a "$OUT/build.log"
+cmake --build "$build" -j "$(nproc)" 2>&1 | tee -a "$OUT/build.log" | tail -n 5
 set +e
 ctest --test-dir "$build" -L cuda --output-on-failure 2>&1 | tee "$OUT/ctest-cuda.log"
 rc=${PIPESTATUS[0]}
 set -e
-if [ "$bench" = 1 ]; then
+if [ "$bench" = all ] || [ "$bench" = dit ]; then
   # DiT streaming benchmark (issue 3 parts 4-5): ours, the PyTorch reference of the same loop on the
   # same GPU, then both merged into $OUT/<date>-<gpu>-dit-stream.json (copy it to bench/results/).
   # Extra flags for a shorter run: AVS_BENCH_ARGS="--chunks 2 --windows 6,12" BENCH_TORCH_ARGS="--chunks 2".
@@ -58,5 +60,16 @@ if [ "$bench" = 1 ]; then
   set -e
   echo "bench: avs-bench rc=$brc, bench_torch rc=$trc, make_results rc=$mrc"
   if [ "$rc" = 0 ] && { [ "$brc" != 0 ] || [ "$trc" != 0 ] || [ "$mrc" != 0 ]; }; then rc=1; fi
+fi
+if [ "$bench" = all ] || [ "$bench" = decode ]; then
+  # Decoders alone and in a full 1.3B stream (issue 5 part 6) -> $OUT/<date>-<gpu>-decode.json
+  set +e
+  "$build/bench/avs-decode-bench" --backend cuda --out "$OUT" ${DECODE_BENCH_ARGS:-} 2>&1 | tee "$OUT/decode-bench.log"
+  drc=${PIPESTATUS[0]}
+  # cuDNN at the same conv shapes (measure, not guess, which conv implementation to use)
+  python3 tools/reference/bench_conv_torch.py 2>&1 | tee -a "$OUT/decode-bench.log"
+  set -e
+  echo "decode bench: rc=$drc"
+  if [ "$rc" = 0 ] && [ "$drc" != 0 ]; then rc=1; fi
 fi
 exit "$rc"

@@ -20,7 +20,8 @@ pkgs=(build-essential cmake pkg-config git
       clang libclang-rt-14-dev)
 if [ "$want_app" = 1 ]; then
   pkgs+=(libglfw3-dev libvulkan-dev glslc mesa-vulkan-drivers xvfb
-         portaudio19-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libswscale-dev)
+         portaudio19-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libswscale-dev
+         libimgui-dev)
 fi
 if [ "$want_ref" = 1 ]; then
   pkgs+=(python3-torch python3-numpy)

@@ -4,7 +4,7 @@
 # `cuda` tests report as skipped on a machine without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --app
 build="${AVS_BUILD_DIR:-build}"
 cmake_args=(-S . -B "$build" -DCMAKE_BUILD_TYPE=Release)
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then

@@ -104,3 +104,45 @@ TEST_CASE("avs-gen errors name the flag and what was expected", "[avs_gen]") {
     REQUIRE_THAT(e.out, Catch::Contains("--height"));
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("avs-gen decodes to frames with the tiny decoder and writes a trace", "[avs_gen][decode]") {
+    auto dir = test::temp_dir("gen-frames");
+    const std::string frames = (dir / "frames.safetensors").string(), trace = (dir / "trace.json").string(),
+                      lat = (dir / "lat.safetensors").string();
+    // 2 chunks of 3 latents at 64x64 px: T = 6 latents give 1 + 4 (T - 1) = 21 frames
+    Run r = run_gen("--backend cpu --random-init --config tiny --seed 5 --chunks 2 --window 6 --decoder tiny --dump-frames " +
+                        frames + " --trace " + trace + " --dump-latents " + lat,
+                    dir);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    REQUIRE_THAT(r.out, Catch::Contains("decode: 21 frames from 2 chunks"));
+    auto f = SafetensorsFile::open(frames);
+    REQUIRE(f.ok());
+    const TensorInfo * info = f.value()->find("frames");
+    REQUIRE(info);
+    REQUIRE(info->dtype == DType::u8);
+    REQUIRE(info->shape == Shape{21, 64, 64, 3});
+    Tensor px = read_named(frames, "frames");
+    double lo = 255, hi = 0;
+    for (int64_t i = 0; i < px.numel(); ++i) lo = std::min(lo, double(px.data<float>()[i])), hi = std::max(hi, double(px.data<float>()[i]));
+    REQUIRE(hi > lo);  // not a constant image
+    std::ifstream tf(trace);
+    std::stringstream ts;
+    ts << tf.rdbuf();
+    REQUIRE_THAT(ts.str(), Catch::Contains("decode chunk 1") && Catch::Contains("traceEvents"));
+    // decoding is a consumer: the latents are the same with and without it
+    const std::string lat2 = (dir / "lat2.safetensors").string();
+    REQUIRE(run_gen("--backend cpu --random-init --config tiny --seed 5 --chunks 2 --window 6 --dump-latents " + lat2, dir).code == 0);
+    REQUIRE(test::rel_err(read_named(lat2, "latents"), read_named(lat, "latents")) == 0.0);
+
+    // flags that need a decoder, and a decoder that needs weights, fail with a clear message
+    Run bad = run_gen("--backend cpu --random-init --config tiny --dump-frames " + frames, dir);
+    REQUIRE(bad.code != 0);
+    REQUIRE_THAT(bad.out, Catch::Contains("--decoder"));
+    Run nov = run_gen("--backend cpu --model " + test::data_path("tiny_weights.safetensors") + " --config " +
+                          test::data_path("tiny_config.json") + " --decoder tiny",
+                      dir);
+    REQUIRE(nov.code != 0);
+    REQUIRE_THAT(nov.out, Catch::Contains("--vae"));
+    std::filesystem::remove_all(dir);
+}

@@ -5,6 +5,7 @@
 
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/backend/cuda/cuda_device.h"
+#include "engine/decode/decoder.h"
 #include "test_util.h"
 
 #include <cstdio>
@@ -158,5 +159,38 @@ TEST_CASE("single-head attention with head_dim 384 (the VAE mid block) matches t
         const double e = test::rel_err(to_host(*gpu, od), want);
         INFO(dtype_name(dt) << " rel err " << e);
         REQUIRE(e < (dt == DType::bf16 ? 1e-2 : 1e-5));
+    }
+}
+
+TEST_CASE("both decoders on CUDA match the CPU twin on a short stream (random weights)", "[cuda][decode]") {
+    for (DecoderKind kind : {DecoderKind::tiny, DecoderKind::wan}) {
+        auto       gpu = cuda_backend();
+        CpuBackend cpu;
+        auto dg = load_decoder(*gpu, kind, "", 11);
+        auto dc = load_decoder(cpu, kind, "", 11);
+        REQUIRE(dg.ok());
+        REQUIRE(dc.ok());
+        // 3 latents of 6x10 (48x80 px): the first-latent special cases and the steady state
+        const int64_t T = 3, h = 6, w = 10;
+        Tensor lat = test::randn(Shape{16, T, h, w}, 500);
+        Tensor lat_d = to_device(*gpu, lat, DType::f32);
+        double worst = 0;
+        int64_t frames = 0;
+        for (int64_t f = 0; f < T; ++f) {
+            std::vector<Tensor> fg, fc;
+            REQUIRE(dg.value()->push(lat_d, f, fg).ok());
+            REQUIRE(dc.value()->push(lat, f, fc).ok());
+            REQUIRE(fg.size() == fc.size());
+            for (size_t i = 0; i < fg.size(); ++i) {
+                REQUIRE(fg[i].shape() == Shape{8 * h, 8 * w, 3});
+                REQUIRE(fc[i].is_contiguous());
+                worst = std::max(worst, test::rel_err(to_host(*gpu, fg[i]), fc[i]));
+            }
+            frames += int64_t(fg.size());
+        }
+        std::printf("kernel-err decoder %s CUDA (bf16) vs CPU (f32), %lld frames: worst rel err %.2e\n", dg.value()->name(),
+                    (long long) frames, worst);
+        REQUIRE(frames == 1 + 4 * (T - 1));
+        REQUIRE(worst < 5e-2);
     }
 }

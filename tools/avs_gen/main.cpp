@@ -3,7 +3,10 @@
 #include "engine/core/log.h"
 #include "engine/io/safetensors.h"
 #include "engine/model/dit.h"
+#include "engine/decode/decoder.h"
+#include "engine/runtime/decode_pipeline.h"
 #include "engine/runtime/generator.h"
+#include "engine/runtime/trace.h"
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <chrono>
 
 using namespace avs;
 
@@ -21,6 +25,8 @@ namespace {
 
 struct Options {
     std::string model, config, context, noise, dump_latents, backend = "auto";
+    std::string decoder = "none", vae, dump_frames, trace;
+    int         decode_in_flight = 2;
     bool        random_init = false;
     uint64_t    seed = 0;
     int         height = 0, width = 0;  // pixels; 0 = the config's default
@@ -128,6 +134,39 @@ int run(const Options & o) {
     std::printf("), window %d, sinks %d, rope %s, cache %s %s (%.1f MiB)\n", o.window, o.sinks, o.rope_mode.c_str(),
                 o.cache_mode.c_str(), dtype_name(g.cache.dtype), double(gen.cache().bytes()) / 1048576.0);
 
+    // ---- decoder: its own backend (a second stream), fed through the pipeline's hook ----
+    std::unique_ptr<DecodePipeline> pipe;
+    if (o.decoder != "none") {
+        if (mc.out_channels != 16)
+            return fail(make_error(ErrorCode::invalid_argument, "--decoder %s: the model makes %d latent channels, decoders take 16",
+                                   o.decoder.c_str(), mc.out_channels));
+        if (o.vae.empty() && !o.random_init)
+            return fail(make_error(ErrorCode::invalid_argument, "--decoder %s needs --vae FILE (or --random-init for random decoder weights)",
+                                   o.decoder.c_str()));
+        auto dbe = make_backend(be->name());
+        if (!dbe) return fail(dbe.status().with_context("decode backend"));
+        const DecoderKind kind = o.decoder == "wan" ? DecoderKind::wan : DecoderKind::tiny;
+        auto dec = load_decoder(*dbe.value(), kind, o.vae, o.vae.empty() ? o.seed + 1 : 0);
+        if (!dec) return fail(dec.status().with_context(o.vae.empty() ? "--decoder" : "--vae " + o.vae));
+        std::printf("decoder: %s, weights %.1f MiB on %s\n", dec.value()->name(), double(dec.value()->weight_bytes()) / 1048576.0,
+                    dbe.value()->name());
+        DecodePipeline::Options po;
+        po.max_in_flight = o.decode_in_flight;
+        po.max_ready     = size_t(1) << 30;  // avs-gen consumes every frame
+        auto p = DecodePipeline::create(*be, std::move(dbe).value(), std::move(dec).value(),
+                                        Shape{mc.out_channels, o.chunk_frames, g.height_latent, g.width_latent}, po);
+        if (!p) return fail(p.status().with_context("--decoder"));
+        pipe = std::move(p).value();
+        gen.set_latents_hook([&pipe](const Tensor & lat) { return pipe->submit(lat); });
+    }
+    std::vector<DecodedFrame> frames_out;
+    auto drain = [&] {
+        DecodedFrame f;
+        while (pipe && pipe->pop(f))
+            if (!o.dump_frames.empty()) frames_out.push_back(std::move(f));
+    };
+    const auto wall0 = std::chrono::steady_clock::now();
+
     const int64_t total_frames = int64_t(o.chunks) * o.chunk_frames;
     Tensor latents = Tensor::host(DType::f32, Shape{mc.out_channels, total_frames, g.height_latent, g.width_latent});
     Tensor chunk   = Tensor::host(DType::f32, Shape{mc.out_channels, o.chunk_frames, g.height_latent, g.width_latent});
@@ -147,6 +186,41 @@ int run(const Options & o) {
         std::printf(" ms, commit %.1f ms, total %.1f ms (%.2f latent frames/s)\n", st.commit_ms, st.total_ms,
                     1000.0 * o.chunk_frames / st.total_ms);
         totals.push_back(st.total_ms);
+        if (pipe) {
+            if (auto s = pipe->add_dit_span("chunk " + std::to_string(c), *gen.chunk_begin_event(), *gen.chunk_end_event()); !s.ok())
+                return fail(s);
+            drain();
+        }
+    }
+    if (pipe) {
+        if (auto s = pipe->flush(); !s.ok()) return fail(s);
+        drain();
+        const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+        DecodeStats ds = pipe->stats();
+        std::vector<double> dms = ds.chunk_ms;
+        std::sort(dms.begin(), dms.end());
+        const auto spans = pipe->spans();
+        std::printf("decode: %lld frames from %lld chunks, median %.1f ms per chunk, %.0f%% hidden behind DiT work, "
+                    "%.2f frames/s end to end\n", (long long) ds.frames, (long long) ds.chunks, dms.empty() ? 0.0 : dms[dms.size() / 2],
+                    100.0 * decode_hidden_fraction(spans), double(ds.frames) / wall_s);
+        if (!o.trace.empty()) {
+            if (auto s = write_chrome_trace(o.trace, spans); !s.ok()) return fail(s.with_context("--trace"));
+            std::printf("wrote %s (%zu spans)\n", o.trace.c_str(), spans.size());
+        }
+        if (!o.dump_frames.empty()) {
+            if (frames_out.empty()) return fail(make_error(ErrorCode::internal, "--dump-frames: no frames were decoded"));
+            const int64_t N = int64_t(frames_out.size()), FH = frames_out[0].rgba.dim(0), FW = frames_out[0].rgba.dim(1);
+            Tensor rgb = Tensor::host(DType::u8, Shape{N, FH, FW, 3});
+            if (!rgb.defined()) return fail(make_error(ErrorCode::internal, "--dump-frames: out of memory for %lld frames", (long long) N));
+            for (int64_t i = 0; i < N; ++i) {
+                const uint8_t * src = frames_out[size_t(i)].rgba.data<uint8_t>();
+                uint8_t *       dst = rgb.data<uint8_t>() + i * FH * FW * 3;
+                for (int64_t p = 0; p < FH * FW; ++p) dst[3 * p] = src[4 * p], dst[3 * p + 1] = src[4 * p + 1], dst[3 * p + 2] = src[4 * p + 2];
+            }
+            if (auto s = write_safetensors(o.dump_frames, {{"frames", rgb}}, {{"fps", "16"}, {"decoder", o.decoder}}); !s.ok())
+                return fail(s.with_context("--dump-frames"));
+            std::printf("wrote %s (frames %s)\n", o.dump_frames.c_str(), rgb.shape().str().c_str());
+        }
     }
     std::sort(totals.begin(), totals.end());
     std::printf("summary: median chunk %.1f ms, backend peak %.1f MiB, process peak RSS %.1f MiB\n", totals[totals.size() / 2],
@@ -193,6 +267,12 @@ int main(int argc, char ** argv) {
         ->check(CLI::IsMember({"auto", "f32", "bf16"}));
     app.add_option("--noise", o.noise, "safetensors with 'noise' [chunks, steps, 16, chunk_frames, h, w]")->check(CLI::ExistingFile);
     app.add_option("--dump-latents", o.dump_latents, "write 'latents' [16, frames, h, w] to this safetensors file");
+    app.add_option("--decoder", o.decoder, "decode latents to pixels: none | tiny (TAEHV) | wan (Wan2.1 VAE)")
+        ->check(CLI::IsMember({"none", "tiny", "wan"}));
+    app.add_option("--vae", o.vae, "decoder weights (safetensors, tools/convert_*.py); random with --random-init")->check(CLI::ExistingFile);
+    app.add_option("--decode-in-flight", o.decode_in_flight, "chunks queued for decoding before the DiT waits")->check(CLI::Range(1, 16));
+    app.add_option("--dump-frames", o.dump_frames, "write 'frames' uint8 [N, H, W, 3] to this safetensors file (needs --decoder)");
+    app.add_option("--trace", o.trace, "write a Chrome trace (JSON) of the DiT and decode stream spans (needs --decoder)");
     app.add_option("--log-level", o.log_level, "debug | info | warn | error")->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     try {
         app.parse(argc, argv);
@@ -201,6 +281,10 @@ int main(int argc, char ** argv) {
     }
     if (!o.random_init && o.model.empty()) {
         std::fprintf(stderr, "avs-gen: error: give --model PATH or --random-init --config NAME\n");
+        return 2;
+    }
+    if (o.decoder == "none" && (!o.dump_frames.empty() || !o.trace.empty())) {
+        std::fprintf(stderr, "avs-gen: error: --dump-frames and --trace need --decoder tiny|wan\n");
         return 2;
     }
     return run(o);
