@@ -33,7 +33,7 @@ namespace {
 struct Options {
     std::string backend = "auto", out, commit, dit_config = "wan2.1-t2v-1.3b", decoders = "tiny,wan", trace;
     int         height = 480, width = 832, chunk_frames = 3, chunks = 5, stream_chunks = 6, window = 21, in_flight = 2;
-    bool        stream = true;
+    bool        conv = true;
 };
 
 double median(std::vector<double> v) {
@@ -213,6 +213,7 @@ int main(int argc, char ** argv) {
     app.add_option("--dit-config", o.dit_config, "DiT of the full stream");
     app.add_option("--window", o.window, "DiT window of the full stream")->check(CLI::Range(1, 1000));
     app.add_option("--in-flight", o.in_flight, "decode pipeline slots")->check(CLI::Range(1, 16));
+    app.add_flag("!--no-conv", o.conv, "skip the conv3d-alone shapes");
     app.add_option("--commit", o.commit, "commit to record (default: $AVS_COMMIT)");
     app.add_option("--trace", o.trace, "write PREFIX-<decoder>.json Chrome traces of the full streams");
     app.add_option("--out", o.out, "directory for <date>-<gpu>-decode.json");
@@ -222,6 +223,7 @@ int main(int argc, char ** argv) {
         return app.exit(e);
     }
     log_set_level(LogLevel::warn);
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress survives into a piped log even if a later step fails
     if (o.height % 16 || o.width % 16) return fail(make_error(ErrorCode::invalid_argument, "--height/--width: multiples of 16"));
     if (o.commit.empty() && std::getenv("AVS_COMMIT")) o.commit = std::getenv("AVS_COMMIT");
     auto probe = make_backend(o.backend);
@@ -243,7 +245,8 @@ int main(int argc, char ** argv) {
     config = {{"height", o.height}, {"width", o.width}, {"chunk_frames", o.chunk_frames}, {"weights", "random"},
               {"backend", backend}, {"device", gpu}, {"dit", o.dit_config}, {"window", o.window}, {"sinks", 0},
               {"steps", 4}, {"commit_pass", true}, {"decode_in_flight", o.in_flight}};
-    if (auto st = conv_alone(backend, config["conv3d"]); !st.ok()) return fail(st.with_context("conv3d alone"));
+    if (o.conv)
+        if (auto st = conv_alone(backend, config["conv3d"]); !st.ok()) return fail(st.with_context("conv3d alone"));
     const bool standard = o.height == 480 && o.width == 832 && o.chunk_frames == 3;
     std::vector<std::pair<std::string, double>> hidden;
     for (const std::string name : {"tiny", "wan"}) {
@@ -272,7 +275,7 @@ int main(int argc, char ** argv) {
     std::printf("%s\n", doc["metrics"].dump(2).c_str());
     if (!o.out.empty()) {
         std::string slug = std::regex_replace(doc.contains("gpu") ? doc["gpu"].get<std::string>() : std::string("cpu"),
-                                              std::regex("(?i)nvidia"), "");
+                                              std::regex("nvidia", std::regex::icase), "");
         std::transform(slug.begin(), slug.end(), slug.begin(), [](unsigned char c) { return std::isalnum(c) ? char(std::tolower(c)) : '-'; });
         slug = std::regex_replace(slug, std::regex("-+"), "-");
         slug = std::regex_replace(slug, std::regex("^-|-$"), "");

@@ -8,9 +8,8 @@ namespace {
 
 // 8 warps x 16 query rows: a staged K/V tile feeds 128 queries, which halves the staging work per
 // tensor-core op compared with 64-row blocks. K/V tiles arrive by cp.async into a double buffer,
-// so the next tile's loads fly while this one is multiplied. Same-run A/B on H100 at the 1.3B chunk
-// shape: 9.61 ms vs 12.39 ms for the previous register-staged 4-warp kernel, 13.35 ms for this
-// kernel with 4 warps (docs/PERFORMANCE.md).
+// so the next tile's loads fly while this one is multiplied. Each step was an A/B on H100 at the 1.3B
+// chunk shape (docs/PERFORMANCE.md).
 constexpr int kWarps = 8;
 constexpr int kBQ    = 16 * kWarps;
 constexpr int kBK    = 64;
@@ -44,6 +43,13 @@ __device__ __forceinline__ void cp_async16(bf16 * dst, const bf16 * src, bool va
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+// 2^x on the SFU; -inf gives +0 (masked keys)
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
 
 __device__ __forceinline__ uint32_t lds32(const bf16 * p) { return *reinterpret_cast<const uint32_t *>(p); }
 
@@ -183,18 +189,23 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             }
         }
         const int64_t e0 = min(lim0, jend), e1 = min(lim1, jend);
+        if (j0 + kBK > min(e0, e1)) {  // partial tile: mask keys past each row's limit
+#pragma unroll
+            for (int j = 0; j < kBK / 8; ++j) {
+                const int64_t key = j0 + 8 * j + 2 * t;
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    if (key + c >= e0) s[j][c] = -INFINITY;
+                    if (key + c >= e1) s[j][2 + c] = -INFINITY;
+                }
+            }
+        }
+        // running max on raw scores; the scale goes into the exponent: exp2(s * sl2 - max * sl2), one FFMA
         float mx0 = m0, mx1 = m1;
-        const bool full = j0 + kBK <= min(e0, e1);
 #pragma unroll
         for (int j = 0; j < kBK / 8; ++j) {
-            const int64_t key = j0 + 8 * j + 2 * t;
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                s[j][c]     = full || key + c < e0 ? s[j][c] * sl2 : -INFINITY;
-                s[j][2 + c] = full || key + c < e1 ? s[j][2 + c] * sl2 : -INFINITY;
-                mx0 = fmaxf(mx0, s[j][c]);
-                mx1 = fmaxf(mx1, s[j][2 + c]);
-            }
+            mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
         }
 #pragma unroll
         for (int off = 1; off <= 2; off <<= 1) {
@@ -202,15 +213,15 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
         }
         // rows with no visible key yet keep m = -inf: use 0 as the base so nothing becomes NaN
-        const float b0 = mx0 == -INFINITY ? 0.0f : mx0, b1 = mx1 == -INFINITY ? 0.0f : mx1;
-        const float c0 = exp2f(m0 - b0), c1 = exp2f(m1 - b1);
+        const float b0 = mx0 == -INFINITY ? 0.0f : mx0 * sl2, b1 = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
+        const float c0 = fast_exp2(m0 * sl2 - b0), c1 = fast_exp2(m1 * sl2 - b1);
         m0 = mx0, m1 = mx1;
         float ps0 = 0.0f, ps1 = 0.0f;
         uint32_t pa[kBK / 16][4];
 #pragma unroll
         for (int j = 0; j < kBK / 8; ++j) {
-            const float p0 = exp2f(s[j][0] - b0), p1 = exp2f(s[j][1] - b0);
-            const float p2 = exp2f(s[j][2] - b1), p3 = exp2f(s[j][3] - b1);
+            const float p0 = fast_exp2(fmaf(s[j][0], sl2, -b0)), p1 = fast_exp2(fmaf(s[j][1], sl2, -b0));
+            const float p2 = fast_exp2(fmaf(s[j][2], sl2, -b1)), p3 = fast_exp2(fmaf(s[j][3], sl2, -b1));
             ps0 += p0 + p1;
             ps1 += p2 + p3;
             // the C layout of two adjacent key n-tiles is the A layout of one k16 step (FA2)
