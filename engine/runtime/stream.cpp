@@ -1,0 +1,211 @@
+#include "engine/runtime/stream.h"
+
+#include "engine/core/log.h"
+#include "engine/io/safetensors.h"
+#include "engine/model/dit.h"
+#include "engine/runtime/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace avs {
+
+namespace {
+
+constexpr double kFps = 16.0;                // the Wan family's frame rate
+constexpr int    kPixelFramesPerLatent = 4;  // after the first latent of a stream
+constexpr size_t kMaxQueued = 256;           // frames held for a consumer that stopped popping
+constexpr size_t kHistory = 256;
+
+Result<Tensor> load_context(const std::string & path) {
+    AVS_ASSIGN_OR_RETURN(auto f, SafetensorsFile::open(path));
+    const TensorInfo * info = f->find("context");
+    if (!info) return make_error(ErrorCode::missing, "%s: no tensor named 'context' (expected [L, text_dim])", path.c_str());
+    return read_tensor(*info, DType::f32);
+}
+
+} // namespace
+
+std::unique_ptr<Stream> Stream::start(const StreamSettings & s) {
+    std::unique_ptr<Stream> st(new Stream());
+    st->wanted_ = s;
+    st->thread_ = std::thread([p = st.get()] { p->run(); });
+    return st;
+}
+
+Stream::~Stream() { stop(); }
+
+void Stream::stop() {
+    stop_ = true;
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Stream::apply(const StreamSettings & s) {
+    {
+        std::lock_guard<std::mutex> lock(m_);
+        wanted_ = s;
+        ++wanted_gen_;
+    }
+    cv_.notify_all();
+}
+
+StreamSettings Stream::settings() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return wanted_;
+}
+
+bool Stream::pop_frame(DecodedFrame & out) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (frames_.empty()) return false;
+    out = std::move(frames_.front());
+    frames_.pop_front();
+    ++popped_;
+    cv_.notify_all();  // the engine may be waiting for room
+    return true;
+}
+
+StreamStats Stream::stats() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return stats_;
+}
+
+void Stream::set_state(const std::string & state, const std::string & msg, double progress) {
+    std::lock_guard<std::mutex> lock(m_);
+    stats_.state = state, stats_.message = msg, stats_.load_progress = progress;
+}
+
+void Stream::run() {
+    while (!stop_) {
+        StreamSettings s;
+        uint64_t       gen;
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            s = wanted_, gen = wanted_gen_;
+        }
+        const Status st = run_segment(s);
+        if (stop_) break;
+        if (!st.ok()) {
+            AVS_LOG_ERROR("stream: %s", st.message().c_str());
+            set_state("error", st.message(), 0);
+            // wait for new settings (or stop) before trying again
+            std::unique_lock<std::mutex> lock(m_);
+            cv_.wait(lock, [&] { return stop_ || wanted_gen_ != gen; });
+        }
+    }
+}
+
+// One segment: build everything for `s`, then generate until stopped or until new settings arrive.
+// A segment starts a new video (fresh cache and decoder state); frame indices continue across segments.
+Status Stream::run_segment(const StreamSettings & s) {
+    set_state("loading", "creating the " + s.backend + " backend", 0.05);
+    AVS_ASSIGN_OR_RETURN(auto be, make_backend(s.backend));
+    std::unique_ptr<Dit> dit;
+    if (s.model.empty()) {
+        set_state("loading", "random weights for " + s.config, 0.1);
+        AVS_ASSIGN_OR_RETURN(ModelConfig mc, config_resolve(s.config));
+        AVS_ASSIGN_OR_RETURN(dit, Dit::random_init(*be, mc, s.seed));
+    } else {
+        set_state("loading", "loading " + s.model, 0.1);
+        AVS_ASSIGN_OR_RETURN(dit, Dit::load(*be, s.model, nullptr));
+    }
+    if (stop_) return {};
+    if (!s.context.empty()) {
+        AVS_ASSIGN_OR_RETURN(Tensor ctx, load_context(s.context));
+        AVS_TRY(dit->set_context(ctx));
+    }
+    const ModelConfig & mc = dit->config();
+    const bool small = mc.dim <= 256;
+    const int  H = s.height ? s.height : (small ? 64 : 480), W = s.width ? s.width : (small ? 64 : 832);
+    if (H % 16 || W % 16) return make_error(ErrorCode::invalid_argument, "frame size %dx%d: multiples of 16 expected", W, H);
+    GenConfig g;
+    g.chunk_frames = s.chunk_frames, g.steps = s.steps, g.shift = 5.0;
+    g.height_latent = H / 8, g.width_latent = W / 8;
+    g.cache.window = s.window, g.cache.sinks = s.sinks;
+    g.cache.rope_mode = s.rope_mode == "absolute" ? RopeMode::absolute : RopeMode::window;
+    g.cache.dtype = s.kv_dtype == "auto" ? be->act_dtype() : (s.kv_dtype == "bf16" ? DType::bf16 : DType::f32);
+    AVS_ASSIGN_OR_RETURN(auto gen, Generator::create(*dit, g));
+
+    set_state("loading", "loading the " + s.decoder + " decoder", 0.6);
+    AVS_ASSIGN_OR_RETURN(auto dbe, make_backend(be->name()));
+    const DecoderKind kind = s.decoder == "wan" ? DecoderKind::wan : DecoderKind::tiny;
+    AVS_ASSIGN_OR_RETURN(auto dec, load_decoder(*dbe, kind, s.vae, s.vae.empty() ? s.seed + 1 : 0));
+    const std::string dec_name = dec->name();
+    DecodePipeline::Options po;
+    po.max_ready = kMaxQueued;
+    AVS_ASSIGN_OR_RETURN(auto pipe, DecodePipeline::create(*be, std::move(dbe), std::move(dec),
+                                                           Shape{mc.out_channels, s.chunk_frames, g.height_latent, g.width_latent}, po));
+    gen->set_latents_hook([&](const Tensor & lat) { return pipe->submit(lat); });
+    {
+        std::lock_guard<std::mutex> lock(m_);
+        stats_.backend = be->name(), stats_.decoder = dec_name, stats_.model_name = mc.name;
+        stats_.kv_format = dtype_name(g.cache.dtype), stats_.kv_bytes = gen->cache().bytes();
+        stats_.width = W, stats_.height = H;
+    }
+    set_state("loading", "warming up", 0.8);
+
+    SeededNoise noise(s.seed);
+    const Tensor none;
+    const size_t max_ahead = size_t(std::max(1.0, s.max_ahead_s * kFps));
+    uint64_t     gen_at_start;
+    {
+        std::lock_guard<std::mutex> lock(m_);
+        gen_at_start = wanted_gen_;
+    }
+    auto drain = [&] {
+        DecodedFrame f;
+        std::lock_guard<std::mutex> lock(m_);
+        while (pipe->pop(f)) {
+            f.index = next_index_++;
+            f.pts   = double(f.index) / kFps;
+            frames_.push_back(std::move(f));
+            ++stats_.frames;
+            if (frames_.size() > kMaxQueued) frames_.pop_front(), ++stats_.dropped, ++popped_;
+        }
+    };
+    using clock = std::chrono::steady_clock;
+    auto last_end = clock::now();
+    while (!stop_) {
+        // Pace: at most max_ahead frames generated (decoded or still in the decode pipeline) and not
+        // yet popped; wake for new settings or stop.
+        {
+            std::unique_lock<std::mutex> lock(m_);
+            const auto room = [&] { return promised_ - popped_ < int64_t(max_ahead); };
+            cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return stop_ || wanted_gen_ != gen_at_start || room(); });
+            if (stop_ || wanted_gen_ != gen_at_start) break;
+            if (!room()) {
+                lock.unlock();
+                drain();
+                continue;
+            }
+            // a stream's first latent gives 1 frame, every later one 4
+            promised_ += int64_t(s.chunk_frames) * kPixelFramesPerLatent - (gen->chunks_done() == 0 ? kPixelFramesPerLatent - 1 : 0);
+        }
+        ChunkStats cs;
+        AVS_TRY(gen->next_chunk(noise, none, &cs, true));
+        drain();
+        const auto   now  = clock::now();
+        const double wall = std::chrono::duration<double>(now - last_end).count();
+        last_end          = now;
+        const DecodeStats ds = pipe->stats();
+        std::lock_guard<std::mutex> lock(m_);
+        ++stats_.chunks;
+        stats_.state = "running", stats_.message = "", stats_.load_progress = 1.0;
+        stats_.chunk_ms = cs.total_ms;
+        stats_.decode_ms = ds.chunk_ms.empty() ? 0.0 : ds.chunk_ms.back();
+        stats_.chunk_ms_history.push_back(cs.total_ms);
+        if (stats_.chunk_ms_history.size() > kHistory) stats_.chunk_ms_history.erase(stats_.chunk_ms_history.begin());
+        const double frames_per_chunk = double(s.chunk_frames * kPixelFramesPerLatent);
+        const double inst = wall > 0 ? frames_per_chunk / wall : 0.0;
+        stats_.fps = stats_.chunks == 1 ? inst : 0.8 * stats_.fps + 0.2 * inst;
+        stats_.realtime_factor = stats_.fps / kFps;
+        // audio for a chunk must exist before it is generated: its duration, then generation and decode
+        stats_.latency_s = frames_per_chunk / kFps + (cs.total_ms + stats_.decode_ms) * 1e-3;
+        stats_.vram_bytes = be->bytes_in_use();
+    }
+    if (!stop_) AVS_TRY(pipe->flush());  // finish the segment's frames before rebuilding
+    drain();
+    return {};
+}
+
+} // namespace avs

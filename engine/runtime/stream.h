@@ -1,0 +1,92 @@
+// Stream: the engine's public API for an interactive consumer (the app). An engine thread owns the
+// model, the generator and the decode pipeline and keeps generating while the UI renders; the UI
+// thread only ever copies settings in, pops finished frames and reads stats, none of which waits on
+// a chunk. Settings apply at the next chunk boundary: cache geometry changes (window, sinks, KV
+// format, steps, RoPE mode) rebuild the cache and start a new segment, a decoder change rebuilds the
+// decode pipeline, a model change reloads (with progress).
+#pragma once
+
+#include "engine/runtime/decode_pipeline.h"
+
+#include <atomic>
+#include <deque>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace avs {
+
+struct StreamSettings {
+    // model: a checkpoint path, or empty with `config` = a preset name for random weights
+    std::string model, config = "tiny", vae;  // vae: decoder weights (empty: random with the seed)
+    std::string backend = "auto";
+    std::string decoder = "tiny";             // tiny | wan
+    std::string kv_dtype = "auto";            // auto | f32 | bf16
+    std::string rope_mode = "window";         // window (positions stay bounded forever) | absolute
+    std::string context;                      // prompt embedding file (safetensors 'context'); empty: zero context
+    int         window = 21, sinks = 0, steps = 4, chunk_frames = 3;
+    int         height = 0, width = 0;        // pixels; 0 = the model's default
+    uint64_t    seed = 0;
+    double      max_ahead_s = 1.0;            // generate at most this far ahead of the consumer
+
+    bool same_model(const StreamSettings & o) const {
+        return model == o.model && config == o.config && backend == o.backend && seed == o.seed && height == o.height &&
+               width == o.width && chunk_frames == o.chunk_frames;
+    }
+    bool same_cache(const StreamSettings & o) const {
+        return window == o.window && sinks == o.sinks && steps == o.steps && kv_dtype == o.kv_dtype && rope_mode == o.rope_mode;
+    }
+};
+
+struct StreamStats {
+    std::string         state = "starting";  // starting | loading | running | error
+    std::string         message;             // what is happening / what went wrong (for the UI)
+    double              load_progress = 0;   // 0..1 while loading and warming up
+    int64_t             chunks = 0, frames = 0, dropped = 0;
+    double              chunk_ms = 0, decode_ms = 0;  // last chunk
+    std::vector<double> chunk_ms_history;             // the last 256 chunks, oldest first (plots)
+    double              fps = 0;                      // pixel frames per second generated, over the last chunks
+    double              realtime_factor = 0;          // generated video seconds per wall second (1 = real time)
+    double              latency_s = 0;                // estimate: chunk duration + generation + decode of one chunk
+    uint64_t            vram_bytes = 0, kv_bytes = 0; // device bytes in use (DiT backend), KV cache bytes
+    std::string         kv_format, backend, decoder, model_name;
+    int                 width = 0, height = 0;
+};
+
+class Stream {
+public:
+    // Starts the engine thread; loading happens there (see stats().state / load_progress).
+    static std::unique_ptr<Stream> start(const StreamSettings & s);
+    ~Stream();  // stops and joins the engine thread
+
+    // Applied at the next chunk boundary.
+    void           apply(const StreamSettings & s);
+    StreamSettings settings() const;
+    // The oldest finished frame, if any (frames carry their pts); never blocks.
+    bool           pop_frame(DecodedFrame & out);
+    StreamStats    stats() const;
+    void           stop();
+
+private:
+    Stream() = default;
+    void   run();
+    Status run_segment(const StreamSettings & s);
+    void   set_state(const std::string & state, const std::string & msg, double progress);
+
+    mutable std::mutex      m_;
+    std::condition_variable cv_;
+    StreamSettings          wanted_;       // latest apply()
+    uint64_t                wanted_gen_ = 0;
+    StreamStats             stats_;
+    std::deque<DecodedFrame> frames_;
+    int64_t                 next_index_ = 0;  // frame index across segments
+    int64_t                 promised_ = 0;    // frames of every chunk generated so far (decoded or not)
+    int64_t                 popped_ = 0;
+    std::atomic<bool>       stop_{false};
+    std::thread             thread_;
+};
+
+} // namespace avs
