@@ -1,0 +1,91 @@
+#include "app/app_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace avs {
+
+using json = nlohmann::json;
+
+std::string default_config_path() {
+    std::string base;
+    if (const char * x = std::getenv("XDG_CONFIG_HOME"); x && *x) base = x;
+    else if (const char * h = std::getenv("HOME"); h && *h) base = std::string(h) + "/.config";
+    else base = ".";
+    return base + "/avatarstream/settings.json";
+}
+
+namespace {
+
+// Reads j[key] into v when present; a wrong type is an error naming the file and the field.
+template <typename T> Status get(const json & j, const char * key, T & v, const std::string & path) {
+    if (!j.contains(key)) return {};
+    try {
+        v = j.at(key).get<T>();
+    } catch (const json::exception &) {
+        return make_error(ErrorCode::format, "%s: field '%s' has the wrong type (%s)", path.c_str(), key, j.at(key).dump().c_str());
+    }
+    return {};
+}
+
+} // namespace
+
+Result<AppConfig> load_app_config(const std::string & path) {
+    AppConfig c;
+    std::ifstream f(path);
+    if (!f) return c;  // first run
+    json j;
+    try {
+        j = json::parse(f);
+    } catch (const json::exception & e) {
+        return make_error(ErrorCode::format, "%s: not valid JSON (%s)", path.c_str(), e.what());
+    }
+    if (!j.is_object()) return make_error(ErrorCode::format, "%s: expected a JSON object", path.c_str());
+    StreamSettings & s = c.stream;
+    AVS_TRY(get(j, "model", s.model, path));
+    AVS_TRY(get(j, "config", s.config, path));
+    AVS_TRY(get(j, "vae", s.vae, path));
+    AVS_TRY(get(j, "backend", s.backend, path));
+    AVS_TRY(get(j, "decoder", s.decoder, path));
+    AVS_TRY(get(j, "kv_dtype", s.kv_dtype, path));
+    AVS_TRY(get(j, "rope_mode", s.rope_mode, path));
+    AVS_TRY(get(j, "context", s.context, path));
+    AVS_TRY(get(j, "window", s.window, path));
+    AVS_TRY(get(j, "sinks", s.sinks, path));
+    AVS_TRY(get(j, "steps", s.steps, path));
+    AVS_TRY(get(j, "seed", s.seed, path));
+    AVS_TRY(get(j, "audio", c.audio, path));
+    AVS_TRY(get(j, "audio_device", c.audio_device, path));
+    AVS_TRY(get(j, "audio_file", c.audio_file, path));
+    AVS_TRY(get(j, "record_dir", c.record_dir, path));
+    AVS_TRY(get(j, "vsync", c.vsync, path));
+    if (c.audio != "mic" && c.audio != "file" && c.audio != "silence")
+        return make_error(ErrorCode::format, "%s: field 'audio' is '%s' (expected mic, file or silence)", path.c_str(), c.audio.c_str());
+    return c;
+}
+
+Status save_app_config(const std::string & path, const AppConfig & c) {
+    const StreamSettings & s = c.stream;
+    json j = {{"model", s.model}, {"config", s.config}, {"vae", s.vae}, {"backend", s.backend}, {"decoder", s.decoder},
+              {"kv_dtype", s.kv_dtype}, {"rope_mode", s.rope_mode}, {"context", s.context}, {"window", s.window},
+              {"sinks", s.sinks}, {"steps", s.steps}, {"seed", s.seed}, {"audio", c.audio}, {"audio_device", c.audio_device},
+              {"audio_file", c.audio_file}, {"record_dir", c.record_dir}, {"vsync", c.vsync}};
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp);
+        if (!f) return make_error(ErrorCode::io, "%s: cannot write", tmp.c_str());
+        f << j.dump(2) << "\n";
+        if (!f.good()) return make_error(ErrorCode::io, "%s: write failed", tmp.c_str());
+    }
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) return make_error(ErrorCode::io, "%s: cannot replace (%s)", path.c_str(), ec.message().c_str());
+    return {};
+}
+
+} // namespace avs
