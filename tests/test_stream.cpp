@@ -72,6 +72,7 @@ TEST_CASE("stream delivers frames with continuous indices and applies settings a
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     REQUIRE(st->stats().kv_bytes == s0.kv_bytes / 2);  // (sinks 0 + window 3) vs 6 slots
+    REQUIRE(st->stats().model_loads == 1);             // a cache change keeps the loaded model
     auto b = pop_n(*st, 5, 120);
     REQUIRE(b.size() == 5);
     for (size_t i = 1; i < b.size(); ++i) REQUIRE(b[i].index == b[i - 1].index + 1);

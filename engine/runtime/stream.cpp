@@ -26,6 +26,13 @@ Result<Tensor> load_context(const std::string & path) {
 
 } // namespace
 
+struct Stream::Model {
+    StreamSettings           settings;  // what it was built from (same_model)
+    std::unique_ptr<Backend> be;
+    std::unique_ptr<Dit>     dit;
+    std::string              context;   // the prompt embedding file applied
+};
+
 std::unique_ptr<Stream> Stream::start(const StreamSettings & s) {
     std::unique_ptr<Stream> st(new Stream());
     st->wanted_ = s;
@@ -76,6 +83,7 @@ void Stream::set_state(const std::string & state, const std::string & msg, doubl
 }
 
 void Stream::run() {
+    std::unique_ptr<Model> model;
     while (!stop_) {
         StreamSettings s;
         uint64_t       gen;
@@ -83,7 +91,7 @@ void Stream::run() {
             std::lock_guard<std::mutex> lock(m_);
             s = wanted_, gen = wanted_gen_;
         }
-        const Status st = run_segment(s);
+        const Status st = run_segment(s, model);
         if (stop_) break;
         if (!st.ok()) {
             AVS_LOG_ERROR("stream: %s", st.message().c_str());
@@ -97,22 +105,37 @@ void Stream::run() {
 
 // One segment: build everything for `s`, then generate until stopped or until new settings arrive.
 // A segment starts a new video (fresh cache and decoder state); frame indices continue across segments.
-Status Stream::run_segment(const StreamSettings & s) {
-    set_state("loading", "creating the " + s.backend + " backend", 0.05);
-    AVS_ASSIGN_OR_RETURN(auto be, make_backend(s.backend));
-    std::unique_ptr<Dit> dit;
-    if (s.model.empty()) {
-        set_state("loading", "random weights for " + s.config, 0.1);
-        AVS_ASSIGN_OR_RETURN(ModelConfig mc, config_resolve(s.config));
-        AVS_ASSIGN_OR_RETURN(dit, Dit::random_init(*be, mc, s.seed));
-    } else {
-        set_state("loading", "loading " + s.model, 0.1);
-        AVS_ASSIGN_OR_RETURN(dit, Dit::load(*be, s.model, nullptr));
+Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & model) {
+    if (!model || !model->settings.same_model(s)) {
+        model.reset();  // free the old weights first: two 14B models do not fit
+        auto m = std::make_unique<Model>();
+        m->settings = s;
+        set_state("loading", "creating the " + s.backend + " backend", 0.05);
+        AVS_ASSIGN_OR_RETURN(m->be, make_backend(s.backend));
+        if (s.model.empty()) {
+            set_state("loading", "random weights for " + s.config, 0.1);
+            AVS_ASSIGN_OR_RETURN(ModelConfig mc, config_resolve(s.config));
+            AVS_ASSIGN_OR_RETURN(m->dit, Dit::random_init(*m->be, mc, s.seed));
+        } else {
+            set_state("loading", "loading " + s.model, 0.1);
+            AVS_ASSIGN_OR_RETURN(m->dit, Dit::load(*m->be, s.model, nullptr));
+        }
+        model = std::move(m);
+        std::lock_guard<std::mutex> lock(m_);
+        ++stats_.model_loads;
     }
     if (stop_) return {};
-    if (!s.context.empty()) {
-        AVS_ASSIGN_OR_RETURN(Tensor ctx, load_context(s.context));
-        AVS_TRY(dit->set_context(ctx));
+    Backend * be  = model->be.get();
+    Dit *     dit = model->dit.get();
+    if (model->context != s.context) {
+        if (!s.context.empty()) {
+            AVS_ASSIGN_OR_RETURN(Tensor ctx, load_context(s.context));
+            AVS_TRY(dit->set_context(ctx));
+        } else {
+            // the zero context (all padding rows are zeros anyway)
+            AVS_TRY(dit->set_context(Tensor::host(DType::f32, Shape{1, dit->config().text_dim})));
+        }
+        model->context = s.context;
     }
     const ModelConfig & mc = dit->config();
     const bool small = mc.dim <= 256;

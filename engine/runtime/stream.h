@@ -3,7 +3,8 @@
 // thread only ever copies settings in, pops finished frames and reads stats, none of which waits on
 // a chunk. Settings apply at the next chunk boundary: cache geometry changes (window, sinks, KV
 // format, steps, RoPE mode) rebuild the cache and start a new segment, a decoder change rebuilds the
-// decode pipeline, a model change reloads (with progress).
+// decode pipeline, a model change reloads (with progress). A new segment starts a new video (fresh
+// cache and decoder state); the loaded model is kept unless the model settings changed.
 #pragma once
 
 #include "engine/runtime/decode_pipeline.h"
@@ -33,11 +34,8 @@ struct StreamSettings {
     double      max_ahead_s = 1.0;            // generate at most this far ahead of the consumer
 
     bool same_model(const StreamSettings & o) const {
-        return model == o.model && config == o.config && backend == o.backend && seed == o.seed && height == o.height &&
-               width == o.width && chunk_frames == o.chunk_frames;
-    }
-    bool same_cache(const StreamSettings & o) const {
-        return window == o.window && sinks == o.sinks && steps == o.steps && kv_dtype == o.kv_dtype && rope_mode == o.rope_mode;
+        // the seed picks random weights only when there is no checkpoint
+        return model == o.model && config == o.config && backend == o.backend && (!model.empty() || seed == o.seed);
     }
 };
 
@@ -46,6 +44,7 @@ struct StreamStats {
     std::string         message;             // what is happening / what went wrong (for the UI)
     double              load_progress = 0;   // 0..1 while loading and warming up
     int64_t             chunks = 0, frames = 0, dropped = 0;
+    int64_t             model_loads = 0;                  // segments that had to (re)load the model
     double              chunk_ms = 0, decode_ms = 0;  // last chunk
     std::vector<double> chunk_ms_history;             // the last 256 chunks, oldest first (plots)
     double              fps = 0;                      // pixel frames per second generated, over the last chunks
@@ -72,8 +71,11 @@ public:
 
 private:
     Stream() = default;
+    // The model outlives segments while the model settings stay the same: only the cache, the
+    // generator and the decode pipeline are rebuilt for other changes.
+    struct Model;
     void   run();
-    Status run_segment(const StreamSettings & s);
+    Status run_segment(const StreamSettings & s, std::unique_ptr<Model> & model);
     void   set_state(const std::string & state, const std::string & msg, double progress);
 
     mutable std::mutex      m_;
