@@ -1,9 +1,10 @@
-// avatarstream: the AvatarStream app. `--headless` runs the engine, the audio source and the recorder
-// without a window (servers, CI, scripted capture); settings persist in a JSON file between runs and
-// command-line flags override them.
+// avatarstream: the AvatarStream app. By default a window (Vulkan + Dear ImGui) shows the avatar with
+// live knobs and stats; `--headless` runs the engine, the audio source and the recorder without one
+// (servers, CI, scripted capture). Settings persist in a JSON file between runs; flags override them.
 #include "app/app_config.h"
 #include "app/audio/audio_source.h"
 #include "app/record/recording_session.h"
+#include "app/window_app.h"
 #include "engine/core/log.h"
 #include "engine/runtime/stream.h"
 
@@ -27,9 +28,9 @@ std::atomic<bool> g_quit{false};
 extern "C" void on_signal(int) { g_quit = true; }  // SIGINT/SIGTERM: finish the recording, then exit
 
 struct Flags {
-    std::string settings = default_config_path(), record, audio, audio_file;
+    std::string settings = default_config_path(), record, audio, audio_file, screenshot;
     int         audio_device = -2;  // -2: from the settings file
-    double      seconds = 0;        // headless: stop after this much video (0: until a signal)
+    double      seconds = 0;        // stop after this much video was shown (0: until closed or a signal)
     bool        headless = false, no_save = false;
 };
 
@@ -119,7 +120,8 @@ int main(int argc, char ** argv) {
     app.add_option("--settings", fl.settings, "settings file (JSON; created on exit)");
     app.add_flag("--no-save", fl.no_save, "do not write the settings file on exit");
     app.add_flag("--headless", fl.headless, "no window: generate, optionally record, print stats");
-    app.add_option("--seconds", fl.seconds, "headless: stop after this many seconds of video")->check(CLI::NonNegativeNumber);
+    app.add_option("--seconds", fl.seconds, "stop after this many seconds of video were shown")->check(CLI::NonNegativeNumber);
+    app.add_option("--screenshot", fl.screenshot, "window: write the last rendered frame to this PPM file at exit");
     app.add_option("--record", fl.record, "record to this MP4 file (H.264 + AAC)");
     auto * o_model  = app.add_option("--model", o.model, "DiT checkpoint (.safetensors, index or directory)");
     auto * o_config = app.add_option("--config", o.config, "model preset for random weights (tiny | wan2.1-t2v-1.3b | ...)");
@@ -165,11 +167,14 @@ int main(int argc, char ** argv) {
     std::signal(SIGTERM, on_signal);
     log_set_level(LogLevel::warn);
     av_log_set_level(AV_LOG_ERROR);  // the encoders' per-run statistics are not for the user
-    if (!fl.headless) {
-        std::fprintf(stderr, "avatarstream: the window is not part of this build yet; run with --headless\n");
-        return 2;
+    int rc;
+    if (fl.headless) {
+        rc = run_headless(cfg, fl);
+    } else {
+        WindowRunOptions wo;
+        wo.record = fl.record, wo.seconds = fl.seconds, wo.screenshot = fl.screenshot, wo.quit = &g_quit;
+        rc = run_windowed(cfg, wo);
     }
-    const int rc = run_headless(cfg, fl);
     if (!fl.no_save)
         if (Status st = save_app_config(fl.settings, cfg); !st.ok()) std::fprintf(stderr, "avatarstream: warning: %s\n", st.message().c_str());
     return rc;

@@ -144,3 +144,38 @@ TEST_CASE("avatarstream finishes the recording on SIGTERM and names a malformed 
     REQUIRE_THAT(bad.out, Catch::Contains(cfg) && Catch::Contains("window"));
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("avatarstream window shows the video letterboxed beside the panels and records", "[app][window]") {
+    auto dir = temp_dir("window");
+    const std::string mp4 = (dir / "out.mp4").string(), shot = (dir / "shot.ppm").string(), cfg = (dir / "settings.json").string();
+    const std::string cmd = std::string(AVS_DISPLAY_WRAPPER) + " " + AVS_APP_EXE + " --backend cpu --config tiny --seconds 2 --audio silence --record " +
+                            mp4 + " --screenshot " + shot + " --settings " + cfg + " > " + (dir / "log.txt").string() + " 2>&1";
+    const int raw = std::system(cmd.c_str());
+    std::ifstream lf(dir / "log.txt");
+    std::stringstream log;
+    log << lf.rdbuf();
+    INFO(log.str());
+    REQUIRE(WIFEXITED(raw));
+    REQUIRE(WEXITSTATUS(raw) == 0);
+    REQUIRE_THAT(log.str(), Catch::Contains("shown 32 frames"));
+    REQUIRE(probe(mp4).video_frames == 32);
+    // the last window frame: 1280x800, a 64x64 video aspect-fit to 800x800 in the middle
+    std::ifstream f(shot, std::ios::binary);
+    std::string magic;
+    int w = 0, h = 0, maxv = 0;
+    f >> magic >> w >> h >> maxv;
+    f.get();
+    REQUIRE(magic == "P6");
+    REQUIRE(w == 1280);
+    REQUIRE(h == 800);
+    std::vector<unsigned char> px(size_t(w) * h * 3);
+    f.read(reinterpret_cast<char *>(px.data()), std::streamsize(px.size()));
+    auto at = [&](int x, int y) { return px.data() + (size_t(y) * w + x) * 3; };
+    const unsigned char * bar = at(1200, 700), * bar2 = at(1100, 100);
+    REQUIRE(std::equal(bar, bar + 3, bar2));  // both letterbox pixels: the clear colour
+    int differ = 0;  // the video area is not the clear colour
+    for (int y = 620; y < 780; y += 20)
+        for (int x = 600; x < 1000; x += 40) differ += !std::equal(bar, bar + 3, at(x, y));
+    REQUIRE(differ > 0);
+    std::filesystem::remove_all(dir);
+}
