@@ -19,6 +19,7 @@ extern "C" {
 #include <csignal>
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 using namespace avs;
 
@@ -44,10 +45,32 @@ int run_headless(AppConfig & cfg, const Flags & fl) {
     AudioSourceSpec spec;
     spec.kind = cfg.audio == "file" ? AudioSourceKind::file : cfg.audio == "silence" ? AudioSourceKind::silence : AudioSourceKind::microphone;
     spec.device_index = cfg.audio_device, spec.file_path = cfg.audio_file;
-    auto rec_audio = std::make_shared<AudioRing>(size_t(1) << 18);
-    spec.extra_outputs.push_back(rec_audio);
+    // A file source is decoded as fast as it is consumed and paces the run: frame k is matched with the
+    // file's samples up to (k + 1) / 16 s, whatever the generation speed (batch use, slower than real
+    // time). A microphone or silence runs on the wall clock like the window.
+    spec.realtime = spec.kind != AudioSourceKind::file;
     AudioOpenResult audio = open_audio_with_fallback(spec);
+    const bool file_paced = audio.source->kind() == AudioSourceKind::file;
+    auto rec_audio = file_paced ? std::make_shared<AudioRing>(size_t(1) << 18) : audio.source->ring_ptr();
     std::printf("audio: %s%s%s\n", audio.source->name().c_str(), audio.message.empty() ? "" : " -- ", audio.message.c_str());
+    int64_t fed = 0;  // file-paced: samples handed to the recorder so far
+    std::vector<float> abuf(4096);
+    auto feed_audio_until = [&](int64_t upto) {  // file-paced: samples [fed, upto) of the file (silence after its end)
+        while (fed < upto) {
+            const size_t want = size_t(std::min<int64_t>(upto - fed, int64_t(abuf.size())));
+            size_t n = audio.source->ring().read(abuf.data(), want);
+            if (n == 0) {
+                if (!audio.source->finished()) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                    continue;
+                }
+                std::fill_n(abuf.data(), want, 0.0f);
+                n = want;
+            }
+            rec_audio->push(abuf.data(), n);
+            fed += int64_t(n);
+        }
+    };
 
     auto stream = Stream::start(cfg.stream);
     std::unique_ptr<RecordingSession> rec;
@@ -67,11 +90,11 @@ int run_headless(AppConfig & cfg, const Flags & fl) {
         const double now_s = started ? std::chrono::duration<double>(clock::now() - t0).count() : 0.0;
         DecodedFrame f;
         bool got = false;
-        while ((!started || shown / 16.0 <= now_s) && (want < 0 || shown < want) && stream->pop_frame(f)) {
+        while ((file_paced || !started || shown / 16.0 <= now_s) && (want < 0 || shown < want) && stream->pop_frame(f)) {
             got = true;
             if (!started) {
                 started = true, t0 = clock::now();
-                rec_audio->skip(rec_audio->available());
+                if (!file_paced) rec_audio->skip(rec_audio->available());  // live audio starts with the first frame
                 if (!fl.record.empty()) {
                     RecorderOptions ro;
                     ro.path = fl.record, ro.width = int(f.rgba.dim(1)), ro.height = int(f.rgba.dim(0));
@@ -84,6 +107,7 @@ int run_headless(AppConfig & cfg, const Flags & fl) {
                     std::printf("recording %s (%s, %dx%d)\n", fl.record.c_str(), rec->codec().c_str(), ro.width, ro.height);
                 }
             }
+            if (file_paced) feed_audio_until((shown + 1) * 1000);  // 16 kHz / 16 fps
             if (rec) rec->push_frame(f);
             ++shown;
         }
@@ -161,6 +185,8 @@ int main(int argc, char ** argv) {
     if (*o_ctx) s.context = o.context;
     if (!fl.audio.empty()) cfg.audio = fl.audio;
     if (!fl.audio_file.empty()) cfg.audio_file = fl.audio_file;
+    // `--headless --audio-file x.wav` means that file is the source
+    if (fl.headless && !fl.audio_file.empty() && fl.audio.empty()) cfg.audio = "file";
     if (fl.audio_device != -2) cfg.audio_device = fl.audio_device;
 
     std::signal(SIGINT, on_signal);

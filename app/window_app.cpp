@@ -154,6 +154,12 @@ int run_windowed(AppConfig & cfg, const WindowRunOptions & opt) {
         auto img = renderer.read_back_rgba();
         if (!img) std::fprintf(stderr, "avatarstream: screenshot: %s\n", img.status().message().c_str());
         else if (Status s = write_ppm(opt.screenshot, img.value()); !s.ok()) std::fprintf(stderr, "avatarstream: %s\n", s.message().c_str());
+        if (have_current) {  // and the engine frame it shows, for comparison
+            RgbaImage fr;
+            fr.width = int(current.rgba.dim(1)), fr.height = int(current.rgba.dim(0));
+            fr.pixels.assign(current.rgba.data<uint8_t>(), current.rgba.data<uint8_t>() + current.rgba.numel());
+            if (Status s = write_ppm(opt.screenshot + ".frame.ppm", fr); !s.ok()) std::fprintf(stderr, "avatarstream: %s\n", s.message().c_str());
+        }
     }
     stream->stop();
     audio.source->stop();

@@ -12,7 +12,8 @@ namespace avs {
 struct WindowRunOptions {
     std::string record;          // start recording to this file at the first frame
     double      seconds = 0;     // close after this much video was shown (0: until the window closes)
-    std::string screenshot;      // at exit, write the last rendered window as a binary PPM (tests)
+    std::string screenshot;      // at exit, write the last rendered window as a binary PPM, and the
+                                 // engine frame it shows as <screenshot>.frame.ppm (tests)
     const std::atomic<bool> * quit = nullptr;  // set by SIGINT/SIGTERM
 };
 

@@ -10,6 +10,11 @@ namespace avs {
 
 namespace {
 
+void remember(UiState & ui, const char * label) {
+    const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
+    ui.rects[label] = {a.x, a.y, b.x, b.y};
+}
+
 // ImGui InputText over a std::string (fixed buffer: paths and names).
 bool input_text(const char * label, std::string & s) {
     char buf[1024];
@@ -42,6 +47,7 @@ void stream_panel(UiState & ui, const StreamStats & st, UiActions & a) {
     if (s.model.empty()) combo("preset (random weights)", s.config, {"tiny", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"});
     combo("backend", s.backend, {"auto", "cuda", "cpu"});
     ImGui::SliderInt("window (latent frames)", &s.window, 1, 60);
+    remember(ui, "window");
     ImGui::SliderInt("sink frames", &s.sinks, 0, 8);
     combo("KV format", s.kv_dtype, {"auto", "bf16", "f32"});
     ImGui::SliderInt("denoising steps", &s.steps, 1, 4);
@@ -52,6 +58,7 @@ void stream_panel(UiState & ui, const StreamStats & st, UiActions & a) {
     if (ImGui::InputInt("seed", &seed)) s.seed = uint64_t(std::max(0, seed));
     input_text("prompt embedding", s.context);
     if (ImGui::Button("Apply")) a.apply_stream = true;
+    remember(ui, "Apply");
     ImGui::SameLine();
     ImGui::TextDisabled("%s on %s, %s decoder", st.model_name.c_str(), st.backend.c_str(), st.decoder.c_str());
 }
@@ -109,6 +116,7 @@ void record_panel(UiState & ui, UiActions & a) {
     input_text("file", ui.record_path);
     if (!ui.recording) {
         if (ImGui::Button("Record")) a.start_recording = true;
+        remember(ui, "Record");
     } else {
         ImGui::PushStyleColor(ImGuiCol_Button, ImVec4(0.8f, 0.1f, 0.1f, 1));
         if (ImGui::Button("Stop recording")) a.stop_recording = true;
@@ -124,10 +132,18 @@ UiActions draw_panels(UiState & ui, const StreamStats & stats) {
     ImGui::SetNextWindowPos(ImVec2(10, 10), ImGuiCond_FirstUseEver);
     ImGui::SetNextWindowSize(ImVec2(400, 560), ImGuiCond_FirstUseEver);
     ImGui::Begin("AvatarStream");
-    if (ImGui::CollapsingHeader("Stats", ImGuiTreeNodeFlags_DefaultOpen)) stats_panel(ui, stats);
-    if (ImGui::CollapsingHeader("Record", ImGuiTreeNodeFlags_DefaultOpen)) record_panel(ui, a);
-    if (ImGui::CollapsingHeader("Audio", ImGuiTreeNodeFlags_DefaultOpen)) audio_panel(ui, a);
-    if (ImGui::CollapsingHeader("Stream")) stream_panel(ui, stats, a);
+    const bool stats_open = ImGui::CollapsingHeader("Stats", ImGuiTreeNodeFlags_DefaultOpen);
+    remember(ui, "Stats");
+    if (stats_open) stats_panel(ui, stats);
+    const bool record_open = ImGui::CollapsingHeader("Record", ImGuiTreeNodeFlags_DefaultOpen);
+    remember(ui, "RecordSection");
+    if (record_open) record_panel(ui, a);
+    const bool audio_open = ImGui::CollapsingHeader("Audio", ImGuiTreeNodeFlags_DefaultOpen);
+    remember(ui, "Audio");
+    if (audio_open) audio_panel(ui, a);
+    const bool stream_open = ImGui::CollapsingHeader("Stream");
+    remember(ui, "Stream");
+    if (stream_open) stream_panel(ui, stats, a);
     ImGui::End();
     return a;
 }

@@ -7,6 +7,8 @@
 #include "app/audio/audio_source.h"
 #include "engine/runtime/stream.h"
 
+#include <array>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,9 @@ struct UiState {
     std::string                   record_status;    // frames written / errors
     double                        presented_fps = 0; // frames shown per second by the window
     double                        behind_s = 0;      // how far presentation lags the frames' timestamps
+    // Screen rectangles {x0, y0, x1, y1} of the main controls from the last draw, by label: lets tests
+    // (and UI automation) drive the real widgets with mouse input.
+    std::map<std::string, std::array<float, 4>> rects;
 };
 
 struct UiActions {
