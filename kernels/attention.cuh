@@ -28,7 +28,17 @@ struct AttnKeys {
     RopeLayout   rope{};       // ring only: keys are rotated at read time
     const float * rope_tab = nullptr;  // ring only: tables from attention_rope_tables()
     int64_t      q_block = 0, k_block = 0;  // > 0: block-causal, key j visible to query i iff j/k_block <= i/q_block
+    // Split-KV (ring reads on the tensor-core path): nsplit blocks per query tile each take a share of
+    // the frames and write fp32 partial outputs + log-sum-exp to `split_scratch`
+    // (attention_split_scratch_floats), merged afterwards. 1 = no split.
+    int          nsplit = 1;
+    float *      split_scratch = nullptr;
 };
+
+// How many key splits the tensor-core path wants for this call (1 when it would not fill the GPU
+// better, or the path does not apply); the caller provides the scratch for that many.
+int     attention_splits(DType q_dtype, int64_t Lq, int heads, int head_dim, const AttnKeys & keys);
+int64_t attention_split_scratch_floats(int nsplit, int64_t Lq, int heads, int head_dim);
 
 // Floats needed for the ring's RoPE tables (cos and sin per frame/row/column pair).
 int64_t attention_rope_table_floats(const RingView & view, const RopeLayout & rope);

@@ -129,7 +129,16 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
 
     const int64_t row0 = q0 + warp * 16 + g, row1 = row0 + 8;
     const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
-    const int64_t block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1));
+    int64_t       block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1));
+    // Split-KV: this block takes frames [F s / n, F (s + 1) / n) of the ring (whole frames, so tiles
+    // still never cross one).
+    const int     split = int(blockIdx.z);
+    int64_t       j_begin = 0;
+    if (K.nsplit > 1) {
+        const int64_t F = K.nk / K.view.tokens_per_frame;
+        j_begin   = F * split / K.nsplit * K.view.tokens_per_frame;
+        block_lim = min(block_lim, F * (split + 1) / K.nsplit * K.view.tokens_per_frame);
+    }
     // A warp whose rows all end before a tile skips its math but still joins every barrier.
     const int64_t warp_lim = key_limit(K, min(Lq - 1, q0 + warp * 16 + 15));
 
@@ -145,7 +154,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     const int k_row = lane % 8, k_col = 8 * (lane / 8);
     const int v_row = (lane % 8) + 8 * ((lane / 8) % 2), v_col = 8 * (lane / 16);
 
-    int64_t a = 0, b = block_lim > 0 ? tile_end(K, 0, block_lim) : 0;
+    int64_t a = j_begin, b = j_begin < block_lim ? tile_end(K, j_begin, block_lim) : j_begin;
     if (a < block_lim) issue_tile<D>(K, H, h, a, b, kbuf, vbuf);
     for (int cur = 0; a < block_lim; cur ^= 1) {
         cp_async_wait_all();
@@ -250,12 +259,44 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
         l1 += __shfl_xor_sync(0xffffffffu, l1, off);
     }
     const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+    if (K.nsplit > 1) {  // fp32 partial output and its log2-sum-exp2 for the merge
+        float * po  = K.split_scratch + (int64_t(split) * Lq * H) * D;
+        float * lse = K.split_scratch + int64_t(K.nsplit) * Lq * H * D + int64_t(split) * Lq * H;
+#pragma unroll
+        for (int nd = 0; nd < D / 8; ++nd) {
+            const int col = 8 * nd + 2 * t;
+            if (row0 < Lq) *reinterpret_cast<float2 *>(po + (row0 * H + h) * D + col) = make_float2(o[nd][0] * i0, o[nd][1] * i0);
+            if (row1 < Lq) *reinterpret_cast<float2 *>(po + (row1 * H + h) * D + col) = make_float2(o[nd][2] * i1, o[nd][3] * i1);
+        }
+        if (t == 0) {
+            if (row0 < Lq) lse[row0 * H + h] = l0 > 0.0f ? m0 * sl2 + log2f(l0) : -INFINITY;
+            if (row1 < Lq) lse[row1 * H + h] = l1 > 0.0f ? m1 * sl2 + log2f(l1) : -INFINITY;
+        }
+        return;
+    }
 #pragma unroll
     for (int nd = 0; nd < D / 8; ++nd) {
         const int col = 8 * nd + 2 * t;
         if (row0 < Lq) *reinterpret_cast<uint32_t *>(out + (row0 * H + h) * D + col) = pack_bf16(o[nd][0] * i0, o[nd][1] * i0);
         if (row1 < Lq) *reinterpret_cast<uint32_t *>(out + (row1 * H + h) * D + col) = pack_bf16(o[nd][2] * i1, o[nd][3] * i1);
     }
+}
+
+// out[row, h, :] = sum_s w_s O_s / sum_s w_s with w_s = 2^(lse_s - max lse): one block per (row, head).
+template <int D>
+__global__ void merge_splits_kernel(bf16 * __restrict__ out, const float * __restrict__ scratch, int64_t Lq, int H, int n) {
+    const int64_t rh = blockIdx.x;  // row * H + h
+    const float * lse = scratch + int64_t(n) * Lq * H * D;
+    float mx = -INFINITY;
+    for (int s = 0; s < n; ++s) mx = fmaxf(mx, lse[int64_t(s) * Lq * H + rh]);
+    float num = 0.0f, den = 0.0f;
+    for (int s = 0; s < n; ++s) {
+        const float l = lse[int64_t(s) * Lq * H + rh];
+        const float w = l == -INFINITY ? 0.0f : exp2f(l - mx);
+        num += w * scratch[(int64_t(s) * Lq * H + rh) * D + threadIdx.x];
+        den += w;
+    }
+    out[rh * D + threadIdx.x] = __float2bfloat16_rn(den > 0.0f ? num / den : 0.0f);
 }
 
 template <int D>
@@ -265,8 +306,15 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     auto * kern = attention_mma_kernel<D>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
-    const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads));
+    const int  n = keys.nsplit > 1 ? keys.nsplit : 1;
+    if (n > 1 && (!keys.split_scratch || !keys.ring)) return cudaErrorInvalidValue;
+    const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
     kern<<<grid, kWarps * 32, smem, stream>>>(static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, keys, tabs, scale);
+    if (n > 1) {
+        e = cudaGetLastError();
+        if (e != cudaSuccess) return e;
+        merge_splits_kernel<D><<<unsigned(Lq * heads), D, 0, stream>>>(static_cast<bf16 *>(out), keys.split_scratch, Lq, heads, n);
+    }
     return cudaGetLastError();
 }
 
@@ -277,6 +325,29 @@ bool attention_mma_supported(DType q_dtype, const AttnKeys & keys, int head_dim)
     // the temporal pairs must sit in the Q blocks the kernel re-rotates (always so for Wan layouts)
     const int kTK = head_dim == 128 ? temporal_blocks<128>() : temporal_blocks<64>();
     return !keys.ring || keys.rope.pairs_t <= 8 * kTK;
+}
+
+int attention_splits(DType q_dtype, int64_t Lq, int heads, int head_dim, const AttnKeys & keys) {
+    if (!keys.ring || !attention_mma_supported(q_dtype, keys, head_dim) || keys.view.tokens_per_frame <= 0) return 1;
+    static int sms = [] {
+        int dev = 0, n = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 0;
+        return n;
+    }();
+    if (sms <= 0) return 1;
+    // One block per SM (8 warps, 248 registers): the last wave of a grid that is not a multiple of the
+    // SM count idles part of the GPU. Splitting the frames in n raises the block count n-fold; pick the
+    // n (at least 2 frames each) whose waves are fullest, preferring fewer splits (each costs a merge).
+    const int64_t blocks = (Lq + kBQ - 1) / kBQ * heads, frames = keys.nk / keys.view.tokens_per_frame;
+    auto fill = [&](int n) { const int64_t b = blocks * n; return double(b) / double((b + sms - 1) / sms * sms); };
+    int best = 1;
+    for (int n = 2; n <= 4; ++n)
+        if (frames / n >= 2 && fill(n) > fill(best) + 0.05) best = n;
+    return best;
+}
+
+int64_t attention_split_scratch_floats(int nsplit, int64_t Lq, int heads, int head_dim) {
+    return nsplit > 1 ? int64_t(nsplit) * Lq * heads * (head_dim + 1) : 0;
 }
 
 cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,

@@ -345,6 +345,13 @@ public:
         kernels::AttnKeys keys;
         keys.k = k_store.raw(), keys.v = v_store.raw(), keys.dtype = k_store.dtype();
         keys.nk = ring.visible_tokens(), keys.ring = true, keys.view = ring, keys.rope = layout, keys.rope_tab = tab.data<float>();
+        Tensor split_scratch;  // split-KV partials when the grid would leave SMs idle (pool-cached)
+        keys.nsplit = kernels::attention_splits(q.dtype(), q.dim(0), int(q.dim(1)), int(q.dim(2)), keys);
+        if (keys.nsplit > 1) {
+            AVS_ASSIGN_OR_RETURN(split_scratch, alloc(DType::f32, Shape{kernels::attention_split_scratch_floats(
+                                                                          keys.nsplit, q.dim(0), int(q.dim(1)), int(q.dim(2)))}));
+            keys.split_scratch = split_scratch.data<float>();
+        }
         return launched(kernels::attention(out.raw(), q.raw(), q.dtype(), q.dim(0), int(q.dim(1)), int(q.dim(2)), keys, scale, stream_),
                         "attention (ring)");
     }
