@@ -94,11 +94,6 @@ Status ProfilingBackend::attention(const Tensor & out, const Tensor & q, const T
     return timed(op, f, [&] { return in_.attention(out, q, k, v, scale, q_block, k_block); });
 }
 
-Status ProfilingBackend::linear3(const Tensor * const y[3], const Tensor & x, const Tensor * const w[3], const Tensor * const b[3]) {
-    const int64_t K = x.dim(-1), M = x.numel() / K, N = w[0]->dim(0);
-    return timed("linear3 " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K), 3.0 * 2.0 * double(M) * N * K,
-                 [&] { return in_.linear3(y, x, w, b); });
-}
 Status ProfilingBackend::conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,
                                 const ConvSpec & spec) {
     // 2 m n k with m = output pixels, n = Cout, k = the reduction (taps x Cin)

@@ -73,7 +73,6 @@ public:
                           const RingView & ring, const RopeLayout & layout, float scale) override;
     Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale, int64_t q_block,
                      int64_t k_block) override;
-    Status linear3(const Tensor * const y[3], const Tensor & x, const Tensor * const w[3], const Tensor * const b[3]) override;
     Status conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,
                   const ConvSpec & spec) override;
     Status relu(const Tensor & y, const Tensor & x) override;

@@ -4,11 +4,6 @@
 
 namespace avs {
 
-Status Backend::linear3(const Tensor * const y[3], const Tensor & x, const Tensor * const w[3], const Tensor * const b[3]) {
-    for (int i = 0; i < 3; ++i) AVS_TRY(linear(*y[i], x, *w[i], b[i]));
-    return {};
-}
-
 bool cuda_available() {
 #if defined(AVS_HAVE_CUDA)
     return cuda_device_count() > 0;

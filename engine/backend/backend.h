@@ -66,10 +66,6 @@ public:
     // ---- ops ----
     // y[M,N] = x[M,K] . w[N,K]^T (+ b[N])
     virtual Status linear(const Tensor & y, const Tensor & x, const Tensor & w, const Tensor * b) = 0;
-    // Three GEMMs sharing their input (q, k, v): y[i] = x . w[i]^T + b[i]. The default runs three
-    // linear calls; the CUDA backend runs one strided-batched GEMM when the three outputs, weights
-    // and biases each sit at a uniform stride in one buffer (the DiT packs them so).
-    virtual Status linear3(const Tensor * const y[3], const Tensor & x, const Tensor * const w[3], const Tensor * const b[3]);
     // y = LN(x) * (1 + scale[f]) + shift[f], no affine; f = row / rows_per_frame; shift/scale are
     // [F, D] and may be row-strided views (the per-frame modulation chunks).
     virtual Status layer_norm_modulate(const Tensor & y, const Tensor & x, const Tensor & shift, const Tensor & scale,

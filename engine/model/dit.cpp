@@ -28,28 +28,9 @@ Result<std::unique_ptr<Dit>> Dit::load(Backend & backend, const std::string & pa
     std::unique_ptr<Dit> dit(new Dit(backend, cfg));
     const uint64_t before = backend.bytes_in_use();
     AVS_TRY(load_weights(backend, cfg, *ckpt, dit->w_));
-    AVS_TRY(dit->pack_qkv());
     dit->weight_bytes_ = backend.bytes_in_use() - before;
     AVS_TRY(dit->set_zero_context());
     return dit;
-}
-
-// The q, k, v weights (and biases) of each block side by side in one buffer, so the backend can run
-// the three projections as one batched GEMM (Backend::linear3); the Linear tensors become views.
-Status Dit::pack_qkv() {
-    for (BlockWeights & b : w_.blocks) {
-        Linear *       ls[3] = {&b.self_attn.q, &b.self_attn.k, &b.self_attn.v};
-        const Tensor & w0    = ls[0]->weight;
-        AVS_ASSIGN_OR_RETURN(Tensor W, be_.alloc(w0.dtype(), Shape{3, w0.dim(0), w0.dim(1)}));
-        AVS_ASSIGN_OR_RETURN(Tensor B, be_.alloc(ls[0]->bias.dtype(), Shape{3, ls[0]->bias.numel()}));
-        for (int i = 0; i < 3; ++i) {
-            AVS_TRY(be_.copy(W.select(0, i), ls[i]->weight));
-            AVS_TRY(be_.copy(B.select(0, i), ls[i]->bias.reshape(Shape{ls[i]->bias.numel()})));
-            ls[i]->weight = W.select(0, i);
-            ls[i]->bias   = B.select(0, i);
-        }
-    }
-    return {};
 }
 
 Result<std::unique_ptr<Dit>> Dit::random_init(Backend & backend, const ModelConfig & config, uint64_t seed) {
@@ -57,7 +38,6 @@ Result<std::unique_ptr<Dit>> Dit::random_init(Backend & backend, const ModelConf
     std::unique_ptr<Dit> dit(new Dit(backend, config));
     const uint64_t before = backend.bytes_in_use();
     AVS_TRY(random_weights(backend, config, seed, dit->w_));
-    AVS_TRY(dit->pack_qkv());
     dit->weight_bytes_ = backend.bytes_in_use() - before;
     AVS_TRY(dit->set_zero_context());
     return dit;
@@ -121,10 +101,9 @@ Status Dit::ensure_scratch(int64_t L, int64_t F) {
     AVS_TRY(tok(s_.patches, P, act));
     AVS_TRY(tok(s_.h, D, f32));
     AVS_TRY(tok(s_.n, D, act));
-    {  // q, k, v side by side in one buffer: the self-attention projections run as one batched GEMM
-        AVS_ASSIGN_OR_RETURN(Tensor qkv, be_.alloc(act, Shape{3, L, D}));
-        s_.q = qkv.select(0, 0), s_.k = qkv.select(0, 1), s_.v = qkv.select(0, 2);
-    }
+    AVS_TRY(tok(s_.q, D, act));
+    AVS_TRY(tok(s_.k, D, act));
+    AVS_TRY(tok(s_.v, D, act));
     AVS_TRY(tok(s_.a, D, act));
     AVS_TRY(tok(s_.o, D, f32));
     AVS_TRY(tok(s_.f1, cfg_.ffn_dim, act));
@@ -233,16 +212,11 @@ Status Dit::forward_impl(const Tensor & x, const std::vector<double> & t, const 
 
         // Self-attention on the modulated LN1 output; gated residual.
         AVS_TRY(be_.layer_norm_modulate(n, h, chunk(0), chunk(1), tpf, eps));                   // [L, D]
-        {  // q, k, v [L, D] each, one batched GEMM
-            const AttnWeights & sa = b.self_attn;
-            const Tensor q = tk(s_.q), k = tk(s_.k), v = tk(s_.v);
-            const Tensor * ys[3] = {&q, &k, &v};
-            const Tensor * ws[3] = {&sa.q.weight, &sa.k.weight, &sa.v.weight};
-            const Tensor * bs[3] = {&sa.q.bias, &sa.k.bias, &sa.v.bias};
-            AVS_TRY(be_.linear3(ys, n, ws, bs));
-        }
+        AVS_TRY(be_.linear(tk(s_.q), n, b.self_attn.q.weight, &b.self_attn.q.bias));            // [L, D]
         AVS_TRY(be_.rms_norm(tk(s_.q), tk(s_.q), b.self_attn.norm_q, eps));
+        AVS_TRY(be_.linear(tk(s_.k), n, b.self_attn.k.weight, &b.self_attn.k.bias));            // [L, D]
         AVS_TRY(be_.rms_norm(tk(s_.k), tk(s_.k), b.self_attn.norm_k, eps));
+        AVS_TRY(be_.linear(tk(s_.v), n, b.self_attn.v.weight, &b.self_attn.v.bias));            // [L, D]
         AVS_TRY(self_attention(l, thd(s_.q), thd(s_.k), thd(s_.v), thd(s_.a), plan, int(F), rope));  // [L, H, Dh]
         AVS_TRY(be_.linear(o, tk(s_.a), b.self_attn.o.weight, &b.self_attn.o.bias));            // [L, D]
         AVS_TRY(be_.gated_residual(h, o, chunk(2), tpf));

@@ -54,7 +54,6 @@ public:
     uint64_t weight_bytes() const { return weight_bytes_; }
 
 private:
-    Status pack_qkv();
     Dit(Backend & be, const ModelConfig & cfg) : be_(be), cfg_(cfg) {}
 
     // The self-attention core differs between cached and full forwards; the rest is shared.

@@ -260,35 +260,6 @@ public:
         return {};
     }
 
-    // One strided-batched GEMM for three projections of the same input (q, k, v): a third of the
-    // launches and better tile occupancy than three N = dim GEMMs.
-    Status linear3(const Tensor * const y[3], const Tensor & x, const Tensor * const w[3], const Tensor * const b[3]) override {
-        auto uniform = [](const void * p0, const void * p1, const void * p2, uint64_t bytes) {
-            const auto a = reinterpret_cast<uintptr_t>(p0), c = reinterpret_cast<uintptr_t>(p1), d = reinterpret_cast<uintptr_t>(p2);
-            return c - a == d - c && (c - a) % bytes == 0 && c > a;
-        };
-        const int64_t K = x.dim(-1), M = x.numel() / K, N = w[0]->dim(0);
-        bool batched = b[0] && b[1] && b[2];
-        for (int i = 0; batched && i < 3; ++i)
-            batched = y[i]->is_contiguous() && y[i]->numel() == M * N && y[i]->dtype() == y[0]->dtype() && w[i]->dim(0) == N &&
-                      w[i]->dim(1) == K && w[i]->dtype() == x.dtype() && b[i]->numel() == N;
-        const uint64_t ye = dtype_bytes(y[0]->dtype(), 1), we = dtype_bytes(w[0]->dtype(), 1);
-        batched = batched && uniform(y[0]->raw(), y[1]->raw(), y[2]->raw(), ye) && uniform(w[0]->raw(), w[1]->raw(), w[2]->raw(), we) &&
-                  uniform(b[0]->raw(), b[1]->raw(), b[2]->raw(), sizeof(float));
-        if (!batched) return Backend::linear3(y, x, w, b);
-        for (int i = 0; i < 3; ++i)  // bias first, then beta = 1: one rounding for bf16 outputs
-            AVS_TRY(launched(kernels::broadcast_rows(y[i]->raw(), y[i]->dtype(), b[i]->data<float>(), M, N, stream_), "broadcast_rows"));
-        const float alpha = 1.0f, beta = 1.0f;
-        auto cuda_type = [](DType t) { return t == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F; };
-        const long long w_stride = (long long) ((static_cast<const char *>(w[1]->raw()) - static_cast<const char *>(w[0]->raw())) / we);
-        const long long y_stride = (long long) ((static_cast<const char *>(y[1]->raw()) - static_cast<const char *>(y[0]->raw())) / ye);
-        AVS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha, w[0]->raw(),
-                                                    cuda_type(w[0]->dtype()), int(K), w_stride, x.raw(), cuda_type(x.dtype()), int(K),
-                                                    0, &beta, y[0]->raw(), cuda_type(y[0]->dtype()), int(N), y_stride, 3,
-                                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-        return {};
-    }
-
     Status layer_norm_modulate(const Tensor & y, const Tensor & x, const Tensor & shift, const Tensor & scale,
                                int64_t rows_per_frame, float eps) override {
         const int64_t D = x.dim(-1);
