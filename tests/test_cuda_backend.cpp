@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "dit_fixture.h"
+#include "cuda_test_util.h"
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/runtime/generator.h"
 
@@ -10,27 +11,12 @@
 #include <tuple>
 
 using namespace avs;
+using avs::test::cuda_backend;
+using avs::test::to_device;
+using avs::test::to_host;
 
 namespace {
 
-std::unique_ptr<Backend> cuda_backend() {
-    auto b = make_cuda_backend(0);
-    REQUIRE(b.ok());
-    return std::move(b).value();
-}
-
-Tensor to_device(Backend & be, const Tensor & host, DType dtype) {
-    auto t = be.alloc(dtype, host.shape());
-    REQUIRE(t.ok());
-    REQUIRE(be.upload(t.value(), host).ok());
-    return t.value();
-}
-
-Tensor to_host(Backend & be, const Tensor & dev) {
-    Tensor h = Tensor::host(DType::f32, dev.shape());
-    REQUIRE(be.download(h, dev).ok());
-    return h;
-}
 
 } // namespace
 

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/backend/cpu/cpu_backend.h"
+#include "cuda_test_util.h"
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/decode/decoder.h"
 #include "test_util.h"
@@ -12,27 +13,12 @@
 #include <tuple>
 
 using namespace avs;
+using avs::test::cuda_backend;
+using avs::test::to_device;
+using avs::test::to_host;
 
 namespace {
 
-std::unique_ptr<Backend> cuda_backend() {
-    auto b = make_cuda_backend(0);
-    REQUIRE(b.ok());
-    return std::move(b).value();
-}
-
-Tensor to_device(Backend & be, const Tensor & host, DType dtype) {
-    auto t = be.alloc(dtype, host.shape());
-    REQUIRE(t.ok());
-    REQUIRE(be.upload(t.value(), host).ok());
-    return t.value();
-}
-
-Tensor to_host(Backend & be, const Tensor & dev) {
-    Tensor h = Tensor::host(DType::f32, dev.shape());
-    REQUIRE(be.download(h, dev).ok());
-    return h;
-}
 
 // The values a bf16 store holds, widened back to f32 (the twin's inputs).
 Tensor bf16_rounded(const Tensor & x) {

@@ -77,24 +77,11 @@ Tensor clamp01(const Tensor & x) {
     return r;
 }
 
-bool bit_equal(const Tensor & a, const Tensor & b) {
-    return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
 
 // Rewrite the tiny weights (as f32) with renames / edits; `edit` returning false drops the tensor.
 void save_edited(const std::string & out, const std::function<std::string(const std::string &)> & rename,
                  const std::function<bool(const std::string &, Tensor &)> & edit = {}) {
-    auto f = SafetensorsFile::open(test::data_path(k_weights));
-    REQUIRE(f.ok());
-    std::vector<std::pair<std::string, Tensor>> named;
-    for (const TensorInfo & info : f.value()->tensors()) {
-        auto t = read_tensor(info, DType::f32);
-        REQUIRE(t.ok());
-        Tensor v = std::move(t).value();
-        if (edit && !edit(info.name, v)) continue;
-        named.emplace_back(rename(info.name), v);
-    }
-    REQUIRE(write_safetensors(out, named).ok());
+    REQUIRE(test::save_edited(test::data_path(k_weights), out, rename, edit));
 }
 
 std::string load_error(const std::string & path) {
@@ -163,14 +150,14 @@ TEST_CASE("taehv: reset() restarts the stream identically", "[taehv]") {
 
     auto d = load(be, test::data_path(k_weights));
     const Tensor other = decode(*d, lat, 1, 4);  // another stream first: different memories
-    REQUIRE_FALSE(bit_equal(first_frames(other, 9), first_frames(ref, 9)));
+    REQUIRE_FALSE(test::bit_equal(first_frames(other, 9), first_frames(ref, 9)));
     const uint64_t held = d->state_bytes();
     d->reset();
     CHECK(d->pushed() == 0);
     CHECK(d->state_bytes() == held);  // buffers are kept for the next stream, memories forgotten
-    CHECK(bit_equal(decode(*d, lat, 0, 4), ref));
+    CHECK(test::bit_equal(decode(*d, lat, 0, 4), ref));
     d->reset();
-    CHECK(bit_equal(decode(*d, lat, 0, 4), ref));
+    CHECK(test::bit_equal(decode(*d, lat, 0, 4), ref));
 }
 
 TEST_CASE("taehv: state and weight accounting at the real widths", "[taehv]") {
@@ -233,7 +220,7 @@ TEST_CASE("taehv: prefixed names and an exact-size TGrow weight load to the same
     const std::string pre = (dir / "prefixed.safetensors").string();
     save_edited(pre, [](const std::string & n) { return "model." + n; });
     auto dp = load(be, pre);
-    CHECK(bit_equal(decode(*dp, lat, 0, 3), ref));
+    CHECK(test::bit_equal(decode(*dp, lat, 0, 3), ref));
 
     // The golden stores decoder.7.conv.weight with 2 * c0 rows and the loader keeps the last c0 (the
     // reference's patch_tgrow_layers); storing just those rows, and no encoder, must give the same output.
@@ -249,7 +236,7 @@ TEST_CASE("taehv: prefixed names and an exact-size TGrow weight load to the same
         return true;
     });
     auto de = load(be, exact);
-    CHECK(bit_equal(decode(*de, lat, 0, 3), ref));
+    CHECK(test::bit_equal(decode(*de, lat, 0, 3), ref));
     std::filesystem::remove_all(dir);
 }
 

@@ -2,10 +2,13 @@
 #pragma once
 
 #include "engine/core/tensor.h"
+#include "engine/io/safetensors.h"
 #include "engine/runtime/rng.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <unistd.h>
@@ -55,5 +58,26 @@ inline std::filesystem::path temp_dir(const std::string & tag) {
 }
 
 inline std::string data_path(const std::string & name) { return std::string(AVS_TEST_DATA_DIR) + "/" + name; }
+
+inline bool bit_equal(const Tensor & a, const Tensor & b) {
+    return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+
+// Rewrite a safetensors file (every tensor as f32) with renamed keys; `edit` may change a tensor or
+// drop it by returning false. Returns false when reading or writing failed.
+inline bool save_edited(const std::string & src, const std::string & out, const std::function<std::string(const std::string &)> & rename,
+                        const std::function<bool(const std::string &, Tensor &)> & edit = {}) {
+    auto f = SafetensorsFile::open(src);
+    if (!f.ok()) return false;
+    std::vector<std::pair<std::string, Tensor>> named;
+    for (const TensorInfo & info : f.value()->tensors()) {
+        auto t = read_tensor(info, DType::f32);
+        if (!t.ok()) return false;
+        Tensor v = std::move(t).value();
+        if (edit && !edit(info.name, v)) continue;
+        named.emplace_back(rename(info.name), v);
+    }
+    return write_safetensors(out, named).ok();
+}
 
 } // namespace avs::test

@@ -70,24 +70,11 @@ Tensor first_frames(const Tensor & x, int64_t n) {
     return r;
 }
 
-bool bit_equal(const Tensor & a, const Tensor & b) {
-    return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
 
 // Rewrite the tiny weights under other names (every tensor as f32, values unchanged).
 void save_renamed(const std::string & out, const std::function<std::string(const std::string &)> & rename,
                   const std::function<bool(const std::string &, Tensor &)> & edit = {}) {
-    auto f = SafetensorsFile::open(test::data_path(k_weights));
-    REQUIRE(f.ok());
-    std::vector<std::pair<std::string, Tensor>> named;
-    for (const TensorInfo & info : f.value()->tensors()) {
-        auto t = read_tensor(info, DType::f32);
-        REQUIRE(t.ok());
-        Tensor v = std::move(t).value();
-        if (edit && !edit(info.name, v)) continue;
-        named.emplace_back(rename(info.name), v);
-    }
-    REQUIRE(write_safetensors(out, named).ok());
+    REQUIRE(test::save_edited(test::data_path(k_weights), out, rename, edit));
 }
 
 std::string load_error(const std::string & path) {
@@ -149,9 +136,9 @@ TEST_CASE("wan vae: reset() restarts the stream identically", "[wan_vae]") {
     d->reset();
     CHECK(d->state_bytes() == 0);
     CHECK(d->pushed() == 0);
-    CHECK(bit_equal(decode(*d, lat, 0, 4), ref));
+    CHECK(test::bit_equal(decode(*d, lat, 0, 4), ref));
     d->reset();
-    CHECK(bit_equal(decode(*d, lat, 0, 4), ref));
+    CHECK(test::bit_equal(decode(*d, lat, 0, 4), ref));
 }
 
 TEST_CASE("wan vae: the streaming state holds exactly two input frames per causal conv", "[wan_vae]") {
@@ -183,12 +170,12 @@ TEST_CASE("wan vae: diffusers names and prefixed official names load to the same
         return names.contains(n) ? names[n].get<std::string>() : n;  // stray encoder keys keep their names
     });
     auto dd = load(be, dif);
-    CHECK(bit_equal(decode(*dd, lat, 0, 3), ref));
+    CHECK(test::bit_equal(decode(*dd, lat, 0, 3), ref));
 
     const std::string pre = (dir / "prefixed.safetensors").string();
     save_renamed(pre, [](const std::string & n) { return "first_stage_model." + n; });
     auto dp = load(be, pre);
-    CHECK(bit_equal(decode(*dp, lat, 0, 3), ref));
+    CHECK(test::bit_equal(decode(*dp, lat, 0, 3), ref));
     std::filesystem::remove_all(dir);
 }
 

@@ -17,27 +17,13 @@ import argparse
 import os
 import sys
 
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "reference"))
 
 import st_io  # noqa: E402
+from ckpt_io import read_state_dict  # noqa: E402
 import wan_vae_ref as R  # noqa: E402
-
-
-def read_state_dict(path):
-    if path.endswith(".safetensors"):
-        sd, _ = st_io.load(path)
-        return sd
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except TypeError:  # torch < 1.13 has no weights_only
-        sd = torch.load(path, map_location="cpu")
-    for key in ("state_dict", "model"):  # training checkpoints nest the weights
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
-    return {k: v for k, v in sd.items() if torch.is_tensor(v)}
 
 
 def main(argv=None):
