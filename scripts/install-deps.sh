@@ -15,7 +15,7 @@ for a in "$@"; do
   esac
 done
 
-pkgs=(build-essential cmake pkg-config git
+pkgs=(build-essential cmake pkg-config git libfftw3-dev
       catch2 nlohmann-json3-dev libcli11-dev libopenblas-dev
       clang libclang-rt-14-dev)
 if [ "$want_app" = 1 ]; then
