@@ -26,14 +26,6 @@ Run run_gen(const std::string & args, const std::filesystem::path & dir) {
     return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, ss.str()};
 }
 
-Tensor read_named(const std::string & path, const std::string & name) {
-    auto f = SafetensorsFile::open(path);
-    REQUIRE(f.ok());
-    auto t = read_tensor(*f.value()->find(name), DType::f32);
-    REQUIRE(t.ok());
-    return std::move(t).value();
-}
-
 } // namespace
 
 TEST_CASE("avs-gen --random-init --config tiny runs end to end and dumps latents", "[avs_gen]") {
@@ -43,14 +35,14 @@ TEST_CASE("avs-gen --random-init --config tiny runs end to end and dumps latents
     INFO(r.out);
     REQUIRE(r.code == 0);
     REQUIRE_THAT(r.out, Catch::Contains("chunk 2:") && Catch::Contains("summary"));
-    Tensor lat = read_named(out, "latents");
+    Tensor lat = test::read_named(out, "latents");
     REQUIRE(lat.shape() == Shape{16, 9, 8, 8});
     REQUIRE(std::isfinite(test::rel_err(lat, lat)));
     REQUIRE(test::max_abs(lat) > 0.1);
     // same seed, same latents
     const std::string out2 = (dir / "lat2.safetensors").string();
     REQUIRE(run_gen("--backend cpu --random-init --config tiny --seed 3 --chunks 3 --window 6 --sinks 1 --rope-mode window --dump-latents " + out2, dir).code == 0);
-    REQUIRE(test::rel_err(read_named(out2, "latents"), lat) == 0.0);
+    REQUIRE(test::rel_err(test::read_named(out2, "latents"), lat) == 0.0);
     std::filesystem::remove_all(dir);
 }
 
@@ -64,8 +56,8 @@ TEST_CASE("avs-gen reproduces the PyTorch golden from the command line", "[avs_g
                     dir);
     INFO(r.out);
     REQUIRE(r.code == 0);
-    REQUIRE(test::rel_err(read_named(out, "latents"),
-                          read_named(test::data_path("golden_commit_w6_s1_window.safetensors"), "latents")) <= 1e-4);
+    REQUIRE(test::rel_err(test::read_named(out, "latents"),
+                          test::read_named(test::data_path("golden_commit_w6_s1_window.safetensors"), "latents")) <= 1e-4);
     std::filesystem::remove_all(dir);
 }
 
@@ -122,7 +114,7 @@ TEST_CASE("avs-gen decodes to frames with the tiny decoder and writes a trace", 
     REQUIRE(info);
     REQUIRE(info->dtype == DType::u8);
     REQUIRE(info->shape == Shape{21, 64, 64, 3});
-    Tensor px = read_named(frames, "frames");
+    Tensor px = test::read_named(frames, "frames");
     double lo = 255, hi = 0;
     for (int64_t i = 0; i < px.numel(); ++i) lo = std::min(lo, double(px.data<float>()[i])), hi = std::max(hi, double(px.data<float>()[i]));
     REQUIRE(hi > lo);  // not a constant image
@@ -133,7 +125,7 @@ TEST_CASE("avs-gen decodes to frames with the tiny decoder and writes a trace", 
     // decoding is a consumer: the latents are the same with and without it
     const std::string lat2 = (dir / "lat2.safetensors").string();
     REQUIRE(run_gen("--backend cpu --random-init --config tiny --seed 5 --chunks 2 --window 6 --dump-latents " + lat2, dir).code == 0);
-    REQUIRE(test::rel_err(read_named(lat2, "latents"), read_named(lat, "latents")) == 0.0);
+    REQUIRE(test::rel_err(test::read_named(lat2, "latents"), test::read_named(lat, "latents")) == 0.0);
 
     // flags that need a decoder, and a decoder that needs weights, fail with a clear message
     Run bad = run_gen("--backend cpu --random-init --config tiny --dump-frames " + frames, dir);

@@ -9,16 +9,6 @@ using namespace avs;
 
 namespace {
 
-Tensor read_named(const std::string & path, const std::string & name) {
-    auto f = SafetensorsFile::open(path);
-    REQUIRE(f.ok());
-    const TensorInfo * info = f.value()->find(name);
-    REQUIRE(info != nullptr);
-    auto t = read_tensor(*info, DType::f32);
-    REQUIRE(t.ok());
-    return std::move(t).value();
-}
-
 std::string meta(const SafetensorsFile & f, const std::string & key) {
     auto it = f.metadata().find(key);
     REQUIRE(it != f.metadata().end());
@@ -30,7 +20,7 @@ std::unique_ptr<Dit> golden_dit(Backend & be) {
     REQUIRE(cfg.ok());
     auto dit = Dit::load(be, test::data_path("tiny_weights.safetensors"), &cfg.value());
     REQUIRE(dit.ok());
-    REQUIRE(dit.value()->set_context(read_named(test::data_path("tiny_context.safetensors"), "context")).ok());
+    REQUIRE(dit.value()->set_context(test::read_named(test::data_path("tiny_context.safetensors"), "context")).ok());
     return std::move(dit).value();
 }
 
@@ -55,8 +45,8 @@ void check_rollout(const std::string & name) {
     const int chunks   = std::stoi(meta(f, "chunks"));
     auto gen = Generator::create(*dit, g);
     REQUIRE(gen.ok());
-    TensorNoise noise(read_named(path, "noise"));
-    Tensor want = read_named(path, "latents");
+    TensorNoise noise(test::read_named(path, "noise"));
+    Tensor want = test::read_named(path, "latents");
     Tensor got  = Tensor::host(DType::f32, want.shape());
     Tensor chunk = Tensor::host(DType::f32, Shape{16, g.chunk_frames, g.height_latent, g.width_latent});
     for (int c = 0; c < chunks; ++c) {
@@ -82,7 +72,7 @@ TEST_CASE("golden: one forward's intermediates (time, text, patch embedding, blo
     const std::string path = test::data_path("golden_layer_tiny.safetensors");
     CpuBackend be;
     auto dit = golden_dit(be);
-    Tensor x = read_named(path, "x"), t = read_named(path, "t");
+    Tensor x = test::read_named(path, "x"), t = test::read_named(path, "t");
     std::vector<double> ts;
     for (int64_t i = 0; i < t.numel(); ++i) ts.push_back(t.data<float>()[i]);
     KvCacheConfig kc;
@@ -94,10 +84,10 @@ TEST_CASE("golden: one forward's intermediates (time, text, patch embedding, blo
     REQUIRE(dit->forward_chunk(x, ts, cache, 0, 0, out, &taps).ok());
     Tensor text = Tensor::host(DType::f32, dit->text_embedding().shape());
     REQUIRE(be.download(text, dit->text_embedding()).ok());
-    CHECK(test::rel_err(text, read_named(path, "text_emb")) <= 1e-5);
-    CHECK(test::rel_err(taps.e, read_named(path, "e")) <= 1e-5);
-    CHECK(test::rel_err(taps.e0, read_named(path, "e0")) <= 1e-5);
-    CHECK(test::rel_err(taps.tokens_in, read_named(path, "tokens_in")) <= 1e-5);
-    CHECK(test::rel_err(taps.block0_out, read_named(path, "block0_out")) <= 1e-5);
-    CHECK(test::rel_err(out, read_named(path, "out")) <= 1e-4);
+    CHECK(test::rel_err(text, test::read_named(path, "text_emb")) <= 1e-5);
+    CHECK(test::rel_err(taps.e, test::read_named(path, "e")) <= 1e-5);
+    CHECK(test::rel_err(taps.e0, test::read_named(path, "e0")) <= 1e-5);
+    CHECK(test::rel_err(taps.tokens_in, test::read_named(path, "tokens_in")) <= 1e-5);
+    CHECK(test::rel_err(taps.block0_out, test::read_named(path, "block0_out")) <= 1e-5);
+    CHECK(test::rel_err(out, test::read_named(path, "out")) <= 1e-4);
 }

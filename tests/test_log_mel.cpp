@@ -16,16 +16,6 @@ using namespace avs;
 
 namespace {
 
-Tensor read_named(const std::string & path, const std::string & name) {
-    auto f = SafetensorsFile::open(path);
-    REQUIRE(f.ok());
-    const TensorInfo * info = f.value()->find(name);
-    REQUIRE(info != nullptr);
-    auto t = read_tensor(*info, DType::f32);
-    REQUIRE(t.ok());
-    return std::move(t).value();
-}
-
 std::vector<float> one_shot(const LogMelConfig & cfg, const std::vector<float> & x) {
     std::vector<float> out;
     auto n = compute_log_mel(cfg, x.data(), int64_t(x.size()), out);
@@ -50,7 +40,7 @@ float floor_value(const LogMelConfig & cfg) { return float(std::log(double(cfg.l
 
 TEST_CASE("log-mel matches the numpy reference golden", "[log_mel]") {
     const std::string path = test::data_path("log_mel_golden.safetensors");
-    Tensor audio = read_named(path, "audio"), want = read_named(path, "log_mel"), fb_want = read_named(path, "filterbank");
+    Tensor audio = test::read_named(path, "audio"), want = test::read_named(path, "log_mel"), fb_want = test::read_named(path, "filterbank");
     const LogMelConfig cfg;
     REQUIRE(audio.numel() == 24000);
     REQUIRE(want.shape().ndim == 2);

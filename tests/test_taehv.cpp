@@ -20,16 +20,6 @@ namespace {
 const std::string k_weights = "taehv_tiny_weights.safetensors";
 const std::string k_golden = "taehv_golden.safetensors";
 
-Tensor read_named(const std::string & path, const std::string & name) {
-    auto f = SafetensorsFile::open(path);
-    REQUIRE(f.ok());
-    const TensorInfo * info = f.value()->find(name);
-    REQUIRE(info != nullptr);
-    auto t = read_tensor(*info, DType::f32);
-    REQUIRE(t.ok());
-    return std::move(t).value();
-}
-
 std::unique_ptr<TaehvDecoder> load(Backend & be, const std::string & path) {
     auto d = TaehvDecoder::load(be, path, 0);
     INFO((d.ok() ? std::string() : d.status().message()));
@@ -97,8 +87,8 @@ std::string keep(const std::string & n) { return n; }
 
 TEST_CASE("taehv: streaming decode equals the reference batch decode (fp32)", "[taehv][acceptance]") {
     const std::string gold = test::data_path(k_golden);
-    const Tensor      lat = read_named(gold, "latents");
-    const Tensor      want = read_named(gold, "out_raw");
+    const Tensor      lat = test::read_named(gold, "latents");
+    const Tensor      want = test::read_named(gold, "out_raw");
     REQUIRE(lat.shape() == Shape{16, 4, 4, 6});
     REQUIRE(want.shape() == Shape{13, 32, 48, 3});
     CpuBackend be;
@@ -128,8 +118,8 @@ TEST_CASE("taehv: streaming decode equals the reference batch decode (fp32)", "[
 
 TEST_CASE("taehv: T latents give 1 + 4(T - 1) frames and a shorter stream is a prefix", "[taehv]") {
     const std::string gold = test::data_path(k_golden);
-    const Tensor      lat = read_named(gold, "latents");
-    const Tensor      want = read_named(gold, "out_raw");
+    const Tensor      lat = test::read_named(gold, "latents");
+    const Tensor      want = test::read_named(gold, "out_raw");
     CpuBackend        be;
     auto              d = load(be, test::data_path(k_weights));
     for (int64_t T = 1; T <= 3; ++T) {
@@ -143,7 +133,7 @@ TEST_CASE("taehv: T latents give 1 + 4(T - 1) frames and a shorter stream is a p
 }
 
 TEST_CASE("taehv: reset() restarts the stream identically", "[taehv]") {
-    const Tensor lat = read_named(test::data_path(k_golden), "latents");
+    const Tensor lat = test::read_named(test::data_path(k_golden), "latents");
     CpuBackend   be;
     auto         fresh = load(be, test::data_path(k_weights));
     const Tensor ref = decode(*fresh, lat, 0, 4);
@@ -211,7 +201,7 @@ TEST_CASE("taehv: random weights at the real widths decode to finite frames", "[
 }
 
 TEST_CASE("taehv: prefixed names and an exact-size TGrow weight load to the same output", "[taehv][loader]") {
-    const Tensor lat = read_named(test::data_path(k_golden), "latents");
+    const Tensor lat = test::read_named(test::data_path(k_golden), "latents");
     CpuBackend   be;
     auto         d = load(be, test::data_path(k_weights));
     const Tensor ref = decode(*d, lat, 0, 3);
@@ -296,8 +286,8 @@ TEST_CASE("taehv: missing and wrong-shape tensors give errors naming the file an
 
 TEST_CASE("taehv: to_rgba8 of an output frame equals the clamped reference in 8 bits", "[taehv]") {
     const std::string gold = test::data_path(k_golden);
-    const Tensor      lat = read_named(gold, "latents");
-    const Tensor      want = read_named(gold, "out_raw");
+    const Tensor      lat = test::read_named(gold, "latents");
+    const Tensor      want = test::read_named(gold, "out_raw");
     CpuBackend        be;
     auto              d = load(be, test::data_path(k_weights));
     std::vector<Tensor> out;

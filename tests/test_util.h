@@ -1,6 +1,8 @@
 // Shared helpers for the tests: error metrics, random tensors, temp dirs, golden data paths.
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include "engine/core/tensor.h"
 #include "engine/io/safetensors.h"
 #include "engine/runtime/rng.h"
@@ -58,6 +60,19 @@ inline std::filesystem::path temp_dir(const std::string & tag) {
 }
 
 inline std::string data_path(const std::string & name) { return std::string(AVS_TEST_DATA_DIR) + "/" + name; }
+
+// Tensor `name` of a safetensors file as f32 (the test fails when it is missing).
+inline Tensor read_named(const std::string & path, const std::string & name) {
+    auto f = SafetensorsFile::open(path);
+    INFO(path << ": " << (f.ok() ? std::string() : f.status().message()));
+    REQUIRE(f.ok());
+    const TensorInfo * info = f.value()->find(name);
+    INFO("tensor " << name);
+    REQUIRE(info != nullptr);
+    auto t = read_tensor(*info, DType::f32);
+    REQUIRE(t.ok());
+    return std::move(t).value();
+}
 
 inline bool bit_equal(const Tensor & a, const Tensor & b) {
     return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;

@@ -19,16 +19,6 @@ namespace {
 
 const std::string k_weights = "wan_vae_tiny_weights.safetensors";
 
-Tensor read_named(const std::string & path, const std::string & name) {
-    auto f = SafetensorsFile::open(path);
-    REQUIRE(f.ok());
-    const TensorInfo * info = f.value()->find(name);
-    REQUIRE(info != nullptr);
-    auto t = read_tensor(*info, DType::f32);
-    REQUIRE(t.ok());
-    return std::move(t).value();
-}
-
 std::unique_ptr<WanVaeDecoder> load(Backend & be, const std::string & path) {
     auto d = WanVaeDecoder::load(be, path, 0);
     INFO((d.ok() ? std::string() : d.status().message()));
@@ -88,8 +78,8 @@ std::string load_error(const std::string & path) {
 
 TEST_CASE("wan vae: streaming decode equals the reference per-latent loop and its batch decode (fp32)", "[wan_vae][acceptance]") {
     const std::string gold = test::data_path("wan_vae_golden.safetensors");
-    const Tensor      lat = read_named(gold, "latents");
-    const Tensor      want_stream = read_named(gold, "out_stream"), want_batch = read_named(gold, "out_batch");
+    const Tensor      lat = test::read_named(gold, "latents");
+    const Tensor      want_stream = test::read_named(gold, "out_stream"), want_batch = test::read_named(gold, "out_batch");
     CpuBackend        be;
     auto              d = load(be, test::data_path(k_weights));
     REQUIRE(d->config().dim == 6);
@@ -110,8 +100,8 @@ TEST_CASE("wan vae: streaming decode equals the reference per-latent loop and it
 
 TEST_CASE("wan vae: T latents give 1 + 4(T - 1) frames and a shorter stream is a prefix", "[wan_vae]") {
     const std::string gold = test::data_path("wan_vae_golden.safetensors");
-    const Tensor      lat = read_named(gold, "latents");
-    const Tensor      want = read_named(gold, "out_stream");
+    const Tensor      lat = test::read_named(gold, "latents");
+    const Tensor      want = test::read_named(gold, "out_stream");
     CpuBackend        be;
     auto              d = load(be, test::data_path(k_weights));
     for (int64_t T = 1; T <= 3; ++T) {
@@ -125,7 +115,7 @@ TEST_CASE("wan vae: T latents give 1 + 4(T - 1) frames and a shorter stream is a
 }
 
 TEST_CASE("wan vae: reset() restarts the stream identically", "[wan_vae]") {
-    const Tensor lat = read_named(test::data_path("wan_vae_golden.safetensors"), "latents");
+    const Tensor lat = test::read_named(test::data_path("wan_vae_golden.safetensors"), "latents");
     CpuBackend   be;
     auto         fresh = load(be, test::data_path(k_weights));
     const Tensor ref = decode(*fresh, lat, 0, 4);
@@ -142,7 +132,7 @@ TEST_CASE("wan vae: reset() restarts the stream identically", "[wan_vae]") {
 }
 
 TEST_CASE("wan vae: the streaming state holds exactly two input frames per causal conv", "[wan_vae]") {
-    const Tensor lat = read_named(test::data_path("wan_vae_golden.safetensors"), "latents");
+    const Tensor lat = test::read_named(test::data_path("wan_vae_golden.safetensors"), "latents");
     CpuBackend   be;
     auto         d = load(be, test::data_path(k_weights));
     decode(*d, lat, 0, 3);  // after 3 pushes every history is full (time_conv's starts at push 2)
@@ -154,7 +144,7 @@ TEST_CASE("wan vae: the streaming state holds exactly two input frames per causa
 }
 
 TEST_CASE("wan vae: diffusers names and prefixed official names load to the same output", "[wan_vae][loader]") {
-    const Tensor lat = read_named(test::data_path("wan_vae_golden.safetensors"), "latents");
+    const Tensor lat = test::read_named(test::data_path("wan_vae_golden.safetensors"), "latents");
     CpuBackend   be;
     auto         d = load(be, test::data_path(k_weights));
     const Tensor ref = decode(*d, lat, 0, 3);
