@@ -1,5 +1,7 @@
 #include "app/audio/audio_file_decoder.h"
 
+#include "app/av_error.h"
+
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -7,16 +9,6 @@ extern "C" {
 }
 
 namespace avs {
-
-namespace {
-
-std::string av_err_text(int err) {
-    char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(err, buf, sizeof(buf));
-    return buf;
-}
-
-} // namespace
 
 Result<std::unique_ptr<AudioFileDecoder>> AudioFileDecoder::open(const std::string & path) {
     if (path.empty()) return make_error(ErrorCode::invalid_argument, "audio file: no path given");

@@ -1,5 +1,7 @@
 #include "app/audio/resampler.h"
 
+#include "app/av_error.h"
+
 #include <utility>
 
 extern "C" {
@@ -11,16 +13,6 @@ extern "C" {
 }
 
 namespace avs {
-
-namespace {
-
-std::string av_err_text(int err) {
-    char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(err, buf, sizeof(buf));
-    return buf;
-}
-
-} // namespace
 
 Result<Resampler> Resampler::create(int in_rate, int in_channels, int in_sample_format) {
     if (in_rate < 1000 || in_rate > 768000) {

@@ -293,9 +293,7 @@ Renderer::~Renderer() {
     video_.reset();
     swapchain_.reset();
     for (Frame & f : frames_) {
-        if (f.rb_mapped) vkUnmapMemory(d, f.rb_memory);
-        if (f.rb_buffer) vkDestroyBuffer(d, f.rb_buffer, nullptr);
-        if (f.rb_memory) vkFreeMemory(d, f.rb_memory, nullptr);
+        ctx_->destroy_mapped_buffer(f.rb);
         if (f.in_flight) vkDestroyFence(d, f.in_flight, nullptr);
         if (f.image_available) vkDestroySemaphore(d, f.image_available, nullptr);
         if (f.pool) vkDestroyCommandPool(d, f.pool, nullptr);
@@ -474,7 +472,8 @@ Status Renderer::record_and_submit(Frame & f, uint32_t image_index, const VideoF
 
     f.rb_valid = false;
     if (opt_.enable_readback && swapchain_->transfer_src()) {
-        AVS_TRY(ensure_readback_buffer(f, VkDeviceSize(ext.width) * ext.height * 4));
+        AVS_TRY(ctx_->ensure_mapped_buffer(f.rb, VkDeviceSize(ext.width) * ext.height * 4, VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                           "read-back buffer"));
         record_readback(f, swapchain_->image(image_index));
     }
     AVS_VK_CHECK(vkEndCommandBuffer(f.cmd));
@@ -494,33 +493,6 @@ Status Renderer::record_and_submit(Frame & f, uint32_t image_index, const VideoF
     return {};
 }
 
-Status Renderer::ensure_readback_buffer(Frame & f, VkDeviceSize bytes) {
-    if (f.rb_buffer && f.rb_size >= bytes) return {};
-    VkDevice d = ctx_->device();
-    if (f.rb_mapped) vkUnmapMemory(d, f.rb_memory);
-    if (f.rb_buffer) vkDestroyBuffer(d, f.rb_buffer, nullptr);
-    if (f.rb_memory) vkFreeMemory(d, f.rb_memory, nullptr);
-    f.rb_buffer = VK_NULL_HANDLE, f.rb_memory = VK_NULL_HANDLE, f.rb_mapped = nullptr, f.rb_size = 0;
-    VkBufferCreateInfo bi{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
-    bi.size = bytes;
-    bi.usage = VK_BUFFER_USAGE_TRANSFER_DST_BIT;
-    AVS_VK_CHECK(vkCreateBuffer(d, &bi, nullptr, &f.rb_buffer));
-    VkMemoryRequirements req;
-    vkGetBufferMemoryRequirements(d, f.rb_buffer, &req);
-    VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
-    ai.allocationSize = req.size;
-    ai.memoryTypeIndex = ctx_->find_memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
-                                                                        VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
-    f.rb_coherent = ai.memoryTypeIndex != UINT32_MAX;
-    if (!f.rb_coherent) ai.memoryTypeIndex = ctx_->find_memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
-    if (ai.memoryTypeIndex == UINT32_MAX) return make_error(ErrorCode::device, "Vulkan: no host-visible memory for read-back");
-    AVS_VK_CHECK(vkAllocateMemory(d, &ai, nullptr, &f.rb_memory));
-    AVS_VK_CHECK(vkBindBufferMemory(d, f.rb_buffer, f.rb_memory, 0));
-    AVS_VK_CHECK(vkMapMemory(d, f.rb_memory, 0, VK_WHOLE_SIZE, 0, &f.rb_mapped));
-    f.rb_size = bytes;
-    return {};
-}
-
 // Copy the rendered swapchain image to the frame's host buffer before it is presented.
 void Renderer::record_readback(Frame & f, VkImage image) {
     const VkExtent2D ext = swapchain_->extent();
@@ -537,7 +509,7 @@ void Renderer::record_readback(Frame & f, VkImage image) {
     VkBufferImageCopy region{};
     region.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1};
     region.imageExtent = {ext.width, ext.height, 1};
-    vkCmdCopyImageToBuffer(f.cmd, image, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, f.rb_buffer, 1, &region);
+    vkCmdCopyImageToBuffer(f.cmd, image, VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, f.rb.buffer, 1, &region);
     VkImageMemoryBarrier to_present = to_src;
     to_present.srcAccessMask = 0;
     to_present.dstAccessMask = 0;
@@ -547,7 +519,7 @@ void Renderer::record_readback(Frame & f, VkImage image) {
     to_host.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
     to_host.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
     to_host.srcQueueFamilyIndex = to_host.dstQueueFamilyIndex = VK_QUEUE_FAMILY_IGNORED;
-    to_host.buffer = f.rb_buffer;
+    to_host.buffer = f.rb.buffer;
     to_host.size = VK_WHOLE_SIZE;
     vkCmdPipelineBarrier(f.cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT,
                          0, 0, nullptr, 1, &to_host, 1, &to_present);
@@ -564,16 +536,16 @@ Result<RgbaImage> Renderer::read_back_rgba() {
         return make_error(ErrorCode::invalid_argument, "read_back_rgba: no frame drawn since the swapchain was (re)created");
     Frame & f = frames_[size_t(last_drawn_slot_)];
     AVS_VK_CHECK(vkWaitForFences(ctx_->device(), 1, &f.in_flight, VK_TRUE, UINT64_MAX));
-    if (!f.rb_coherent) {
+    if (!f.rb.coherent) {
         VkMappedMemoryRange r{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE};
-        r.memory = f.rb_memory;
+        r.memory = f.rb.memory;
         r.size = VK_WHOLE_SIZE;
         AVS_VK_CHECK(vkInvalidateMappedMemoryRanges(ctx_->device(), 1, &r));
     }
     RgbaImage img;
     img.width = int(f.rb_extent.width), img.height = int(f.rb_extent.height);
     img.pixels.resize(size_t(img.width) * size_t(img.height) * 4);
-    std::memcpy(img.pixels.data(), f.rb_mapped, img.pixels.size());
+    std::memcpy(img.pixels.data(), f.rb.mapped, img.pixels.size());
     const VkFormat fmt = swapchain_->format();
     const bool bgra = fmt == VK_FORMAT_B8G8R8A8_UNORM || fmt == VK_FORMAT_B8G8R8A8_SRGB;
     if (!bgra && fmt != VK_FORMAT_R8G8B8A8_UNORM && fmt != VK_FORMAT_R8G8B8A8_SRGB)

@@ -97,11 +97,7 @@ private:
         VkSemaphore     image_available = VK_NULL_HANDLE;
         VkFence         in_flight = VK_NULL_HANDLE;
         // read-back copy of this frame's image
-        VkBuffer        rb_buffer = VK_NULL_HANDLE;
-        VkDeviceMemory  rb_memory = VK_NULL_HANDLE;
-        void *          rb_mapped = nullptr;
-        VkDeviceSize    rb_size = 0;
-        bool            rb_coherent = true;
+        MappedBuffer    rb;
         VkExtent2D      rb_extent{0, 0};
         bool            rb_valid = false;
     };
@@ -112,7 +108,6 @@ private:
     Status create_video_pipeline();
     Status init_imgui();
     Result<bool> ensure_swapchain();
-    Status ensure_readback_buffer(Frame & f, VkDeviceSize bytes);
     void   record_readback(Frame & f, VkImage image);
     Status record_and_submit(Frame & f, uint32_t image_index, const VideoFrameView * newest);
 

@@ -22,7 +22,7 @@ VideoTexture::~VideoTexture() {
     if (!d) return;
     vkDeviceWaitIdle(d);
     destroy_image();
-    for (auto & s : staging_) destroy_staging(s);
+    for (auto & s : staging_) ctx_.destroy_mapped_buffer(s);
     if (sampler_) vkDestroySampler(d, sampler_, nullptr);
 }
 
@@ -34,14 +34,6 @@ void VideoTexture::destroy_image() {
     view_ = VK_NULL_HANDLE, image_ = VK_NULL_HANDLE, image_mem_ = VK_NULL_HANDLE;
     w_ = h_ = 0;
     has_content_ = false;
-}
-
-void VideoTexture::destroy_staging(Staging & s) {
-    VkDevice d = ctx_.device();
-    if (s.mapped) vkUnmapMemory(d, s.memory);
-    if (s.buffer) vkDestroyBuffer(d, s.buffer, nullptr);
-    if (s.memory) vkFreeMemory(d, s.memory, nullptr);
-    s = Staging{};
 }
 
 Status VideoTexture::create_image(int w, int h) {
@@ -78,34 +70,6 @@ Status VideoTexture::create_image(int w, int h) {
     return {};
 }
 
-Status VideoTexture::ensure_staging(Staging & s, VkDeviceSize bytes) {
-    if (s.buffer && s.size >= bytes) return {};
-    destroy_staging(s);
-    VkDevice d = ctx_.device();
-    VkBufferCreateInfo bi{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
-    bi.size = bytes;
-    bi.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT;
-    bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
-    AVS_VK_CHECK(vkCreateBuffer(d, &bi, nullptr, &s.buffer));
-    VkMemoryRequirements req;
-    vkGetBufferMemoryRequirements(d, s.buffer, &req);
-    VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
-    ai.allocationSize = req.size;
-    ai.memoryTypeIndex = ctx_.find_memory_type(
-        req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
-    s.coherent = ai.memoryTypeIndex != UINT32_MAX;
-    if (!s.coherent) ai.memoryTypeIndex = ctx_.find_memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
-    if (ai.memoryTypeIndex == UINT32_MAX) {
-        destroy_staging(s);
-        return make_error(ErrorCode::device, "Vulkan: no host-visible memory for the video staging buffer");
-    }
-    AVS_VK_CHECK(vkAllocateMemory(d, &ai, nullptr, &s.memory));
-    AVS_VK_CHECK(vkBindBufferMemory(d, s.buffer, s.memory, 0));
-    AVS_VK_CHECK(vkMapMemory(d, s.memory, 0, VK_WHOLE_SIZE, 0, &s.mapped));
-    s.size = bytes;
-    return {};
-}
-
 Status VideoTexture::upload(VkCommandBuffer cmd, uint32_t slot, const uint8_t * rgba, int w, int h) {
     if (!rgba || w <= 0 || h <= 0)
         return make_error(ErrorCode::invalid_argument, "video frame %dx%d (data %p) is empty", w, h, (const void *) rgba);
@@ -120,7 +84,7 @@ Status VideoTexture::upload(VkCommandBuffer cmd, uint32_t slot, const uint8_t * 
     }
     const VkDeviceSize bytes = VkDeviceSize(w) * VkDeviceSize(h) * 4;
     Staging & s = staging_[slot];
-    AVS_TRY(ensure_staging(s, bytes));
+    AVS_TRY(ctx_.ensure_mapped_buffer(s, bytes, VK_BUFFER_USAGE_TRANSFER_SRC_BIT, "video staging buffer"));
     std::memcpy(s.mapped, rgba, size_t(bytes));
     if (!s.coherent) {
         VkMappedMemoryRange r{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE};

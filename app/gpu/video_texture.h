@@ -37,17 +37,9 @@ public:
     uint64_t uploads() const { return uploads_; }
 
 private:
-    struct Staging {
-        VkBuffer       buffer = VK_NULL_HANDLE;
-        VkDeviceMemory memory = VK_NULL_HANDLE;
-        void *         mapped = nullptr;
-        VkDeviceSize   size = 0;
-        bool           coherent = true;
-    };
+    using Staging = MappedBuffer;
     Status create_image(int w, int h);
     void   destroy_image();
-    Status ensure_staging(Staging & s, VkDeviceSize bytes);
-    void   destroy_staging(Staging & s);
 
     VkContext &          ctx_;
     std::vector<Staging> staging_;

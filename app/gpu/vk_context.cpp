@@ -214,6 +214,39 @@ uint32_t VkContext::find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags p
     return UINT32_MAX;
 }
 
+void VkContext::destroy_mapped_buffer(MappedBuffer & b) {
+    if (b.mapped) vkUnmapMemory(device_, b.memory);
+    if (b.buffer) vkDestroyBuffer(device_, b.buffer, nullptr);
+    if (b.memory) vkFreeMemory(device_, b.memory, nullptr);
+    b = MappedBuffer{};
+}
+
+Status VkContext::ensure_mapped_buffer(MappedBuffer & b, VkDeviceSize bytes, VkBufferUsageFlags usage, const char * what) {
+    if (b.buffer && b.size >= bytes) return {};
+    destroy_mapped_buffer(b);
+    VkBufferCreateInfo bi{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bi.size = bytes;
+    bi.usage = usage;
+    bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    AVS_VK_CHECK(vkCreateBuffer(device_, &bi, nullptr, &b.buffer));
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(device_, b.buffer, &req);
+    VkMemoryAllocateInfo ai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    ai.allocationSize = req.size;
+    ai.memoryTypeIndex = find_memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+    b.coherent = ai.memoryTypeIndex != UINT32_MAX;
+    if (!b.coherent) ai.memoryTypeIndex = find_memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+    if (ai.memoryTypeIndex == UINT32_MAX) {
+        destroy_mapped_buffer(b);
+        return make_error(ErrorCode::device, "Vulkan: no host-visible memory for the %s", what);
+    }
+    AVS_VK_CHECK(vkAllocateMemory(device_, &ai, nullptr, &b.memory));
+    AVS_VK_CHECK(vkBindBufferMemory(device_, b.buffer, b.memory, 0));
+    AVS_VK_CHECK(vkMapMemory(device_, b.memory, 0, VK_WHOLE_SIZE, 0, &b.mapped));
+    b.size = bytes;
+    return {};
+}
+
 Status VkContext::run_once(const std::function<void(VkCommandBuffer)> & fn) {
     VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
     ai.commandPool = once_pool_;

@@ -16,6 +16,16 @@ struct GLFWwindow;
 
 namespace avs {
 
+// A persistently mapped host-visible buffer (coherent memory when the device offers it; otherwise the
+// user flushes / invalidates ranges), e.g. staging for uploads and read-back targets.
+struct MappedBuffer {
+    VkBuffer       buffer = VK_NULL_HANDLE;
+    VkDeviceMemory memory = VK_NULL_HANDLE;
+    void *         mapped = nullptr;
+    VkDeviceSize   size = 0;
+    bool           coherent = true;
+};
+
 struct VkContextOptions {
     bool validation = false;  // enable VK_LAYER_KHRONOS_validation when it is installed
     // Substring of the device name to prefer (e.g. "llvmpipe"); empty: rank by device type.
@@ -43,6 +53,9 @@ public:
 
     // A memory type with `type_bits` allowed and all of `props`; UINT32_MAX when none.
     uint32_t find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags props) const;
+    // (Re)create `b` with at least `bytes` for `usage` when it is smaller; `what` names it in errors.
+    Status ensure_mapped_buffer(MappedBuffer & b, VkDeviceSize bytes, VkBufferUsageFlags usage, const char * what);
+    void   destroy_mapped_buffer(MappedBuffer & b);
     // Record `fn` into a one-shot command buffer, submit it and wait (setup work only, never per frame).
     Status run_once(const std::function<void(VkCommandBuffer)> & fn);
 

@@ -1,5 +1,7 @@
 #include "app/record/mp4_recorder.h"
 
+#include "app/av_error.h"
+
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -18,12 +20,6 @@ extern "C" {
 namespace avs {
 
 namespace {
-
-std::string av_error_text(int err) {
-    char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(err, buf, sizeof(buf));
-    return buf;
-}
 
 // The sample rate the AAC encoder will run at: the input's when supported (no resampling), else
 // the nearest one it lists.
@@ -104,7 +100,7 @@ Status write_ready_packets(AVFormatContext * fmt, AVCodecContext * enc, AVStream
         if (ret == AVERROR(EAGAIN) || ret == AVERROR_EOF) break;
         if (ret < 0)
             return make_error(ErrorCode::internal, "%s: %s encoder failed: %s", path.c_str(), enc->codec->name,
-                              av_error_text(ret).c_str());
+                              av_err_text(ret).c_str());
         // Encoders without delay leave duration 0; the muxer needs it for a fragment's last sample.
         if (pkt->duration == 0 && enc->codec_type == AVMEDIA_TYPE_VIDEO) pkt->duration = 1;
         av_packet_rescale_ts(pkt, enc->time_base, st->time_base);
@@ -113,13 +109,13 @@ Status write_ready_packets(AVFormatContext * fmt, AVCodecContext * enc, AVStream
         if (ret < 0 || fmt->pb->error < 0) {
             int err = fmt->pb->error < 0 ? fmt->pb->error : ret;
             return make_error(ErrorCode::io, "%s: writing the recording failed (%s); what was written before "
-                              "the last fragment stays playable", path.c_str(), av_error_text(err).c_str());
+                              "the last fragment stays playable", path.c_str(), av_err_text(err).c_str());
         }
     }
     avio_flush(fmt->pb);
     if (fmt->pb->error < 0)
         return make_error(ErrorCode::io, "%s: writing the recording failed (%s); what was written before the "
-                          "last fragment stays playable", path.c_str(), av_error_text(fmt->pb->error).c_str());
+                          "last fragment stays playable", path.c_str(), av_err_text(fmt->pb->error).c_str());
     return Status::success();
 }
 
@@ -146,7 +142,7 @@ Result<std::unique_ptr<Mp4Recorder>> Mp4Recorder::open(const RecorderOptions & o
     int ret = avformat_alloc_output_context2(&m.fmt, nullptr, "mp4", path);
     if (ret < 0 || !m.fmt)
         return make_error(ErrorCode::unsupported, "%s: this FFmpeg has no MP4 muxer (%s)", path,
-                          av_error_text(ret).c_str());
+                          av_err_text(ret).c_str());
     const bool global_header = (m.fmt->oformat->flags & AVFMT_GLOBALHEADER) != 0;
 
     // ---- video encoder
@@ -189,7 +185,7 @@ Result<std::unique_ptr<Mp4Recorder>> Mp4Recorder::open(const RecorderOptions & o
     av_dict_free(&vopts);
     if (ret < 0)
         return make_error(ErrorCode::unsupported, "%s: cannot open the %s video encoder for %dx%d@%d: %s", path,
-                          vcodec->name, o.width, o.height, o.fps, av_error_text(ret).c_str());
+                          vcodec->name, o.width, o.height, o.fps, av_err_text(ret).c_str());
 
     m.vst = avformat_new_stream(m.fmt, nullptr);
     if (!m.vst) return make_error(ErrorCode::internal, "%s: out of memory", path);
@@ -223,7 +219,7 @@ Result<std::unique_ptr<Mp4Recorder>> Mp4Recorder::open(const RecorderOptions & o
         ret = avcodec_open2(m.aenc, acodec, nullptr);
         if (ret < 0)
             return make_error(ErrorCode::unsupported, "%s: cannot open the %s audio encoder at %d Hz mono: %s", path,
-                              acodec->name, m.aenc->sample_rate, av_error_text(ret).c_str());
+                              acodec->name, m.aenc->sample_rate, av_err_text(ret).c_str());
         m.audio_frame_size = m.aenc->frame_size > 0 ? m.aenc->frame_size : 1024;
 
         m.ast = avformat_new_stream(m.fmt, nullptr);
@@ -252,7 +248,7 @@ Result<std::unique_ptr<Mp4Recorder>> Mp4Recorder::open(const RecorderOptions & o
     // ---- file and header
     ret = avio_open(&m.fmt->pb, path, AVIO_FLAG_WRITE);
     if (ret < 0)
-        return make_error(ErrorCode::io, "%s: cannot create the recording file: %s", path, av_error_text(ret).c_str());
+        return make_error(ErrorCode::io, "%s: cannot create the recording file: %s", path, av_err_text(ret).c_str());
     AVDictionary * mopts = nullptr;
     // delay_moov rather than empty_moov: see the header (edit lists keep the first frame's time).
     if (o.fragmented) av_dict_set(&mopts, "movflags", "frag_keyframe+delay_moov+default_base_moof", 0);
@@ -261,7 +257,7 @@ Result<std::unique_ptr<Mp4Recorder>> Mp4Recorder::open(const RecorderOptions & o
     if (ret >= 0) avio_flush(m.fmt->pb);
     if (ret < 0 || m.fmt->pb->error < 0) {
         int err = ret < 0 ? ret : m.fmt->pb->error;
-        return make_error(ErrorCode::io, "%s: cannot write the MP4 header: %s", path, av_error_text(err).c_str());
+        return make_error(ErrorCode::io, "%s: cannot write the MP4 header: %s", path, av_err_text(err).c_str());
     }
     m.header_written = true;
     return rec;
@@ -286,7 +282,7 @@ Status Mp4Recorder::push_video(const uint8_t * rgba, int64_t frame_index) {
     int ret = avcodec_send_frame(m.venc, m.vframe);
     if (ret < 0)
         return fail(make_error(ErrorCode::internal, "%s: %s rejected frame %lld: %s", path().c_str(),
-                               m.venc->codec->name, static_cast<long long>(frame_index), av_error_text(ret).c_str()));
+                               m.venc->codec->name, static_cast<long long>(frame_index), av_err_text(ret).c_str()));
     last_frame_index_ = frame_index;
     ++frames_written_;
     Status s = write_ready_packets(m.fmt, m.venc, m.vst, m.pkt, path());
@@ -363,7 +359,7 @@ Status Mp4Recorder::drain_audio_fifo(bool flush) {
         int ret = avcodec_send_frame(m.aenc, m.aframe);
         if (ret < 0)
             return fail(make_error(ErrorCode::internal, "%s: the AAC encoder rejected a frame: %s", path().c_str(),
-                                   av_error_text(ret).c_str()));
+                                   av_err_text(ret).c_str()));
         Status s = write_ready_packets(m.fmt, m.aenc, m.ast, m.pkt, path());
         if (!s.ok()) return fail(s);
     }
@@ -400,7 +396,7 @@ Status Mp4Recorder::finish() {
         if (ret < 0 || m.fmt->pb->error < 0)
             s = make_error(ErrorCode::io, "%s: writing the end of the recording failed (%s); the fragments "
                            "before it stay playable", path().c_str(),
-                           av_error_text(ret < 0 ? ret : m.fmt->pb->error).c_str());
+                           av_err_text(ret < 0 ? ret : m.fmt->pb->error).c_str());
     }
     // After a write error the trailer is skipped: the muxer state is unreliable, and the fragments
     // already on disk are playable without it.
@@ -409,7 +405,7 @@ Status Mp4Recorder::finish() {
         int ret = avio_closep(&m.fmt->pb);
         if (ret < 0 && s.ok())
             s = make_error(ErrorCode::io, "%s: closing the recording failed: %s", path().c_str(),
-                           av_error_text(ret).c_str());
+                           av_err_text(ret).c_str());
     }
     if (!s.ok()) s = fail(s);
     finish_status_ = s;
