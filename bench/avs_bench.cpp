@@ -223,8 +223,9 @@ json run_config(ProfilingBackend & pb, Dit & dit, const Setup & s, const Options
 
 // The ring attention alone at the chunk shape: Lq = chunk tokens, a `window`-frame ring that wraps
 // (two fragments), keys rotated on load. Median over 5 batches of back-to-back calls.
-json bench_attention(Backend & be, const Setup & s, const Options & o) {
+json bench_attention(Backend & be, const Setup & s, const Options & o, KvFormat fmt) {
     json          j;
+    j["kv_format"] = kv_format_name(fmt);
     const int     H = s.model.heads, Dh = s.model.head_dim(), W = o.attn_window, C = s.gen.chunk_frames;
     const int64_t lq = int64_t(C) * s.tpf, lk = int64_t(W) * s.tpf;
     RingView      ring{0, W, s.tpf, int64_t(W) + int64_t(C) * std::max(1, W / C / 2), s.gen.cache.rope_mode};
@@ -243,18 +244,30 @@ json bench_attention(Backend & be, const Setup & s, const Options & o) {
         AVS_TRY(be.upload(dev, host));
         return dev;
     };
+    // every visible frame from the store (no bf16 tail), in the format under test
+    const KvLayout L = KvLayout::make(fmt, s.tpf, H, Dh);
     auto q  = make(Shape{lq, H, Dh}, 1);
-    auto ks = make(Shape{W, s.tpf, H, Dh}, 2);
-    auto vs = make(Shape{W, s.tpf, H, Dh}, 3);
+    auto ks = make(Shape{lk, H, Dh}, 2);
+    auto vs = make(Shape{lk, H, Dh}, 3);
     auto ot = be.alloc(dt, Shape{lq, H, Dh});
-    for (auto * r : {&q, &ks, &vs, &ot})
+    auto st_r = be.alloc(DType::u8, Shape{W, L.slot_bytes});
+    for (auto * r : {&q, &ks, &vs, &ot, &st_r})
         if (!*r) {
             j["error"] = r->status().message();
             return j;
         }
+    {
+        const RingView all{0, W, s.tpf, ring.end_frame, ring.rope_mode};
+        const Status   w = be.kv_write(st_r.value(), L, all, ring.end_frame - W, ks.value(), vs.value());
+        if (!w.ok()) {
+            j["error"] = w.message();
+            return j;
+        }
+    }
+    const Tensor none;
     const RopeLayout layout = make_rope_layout(Dh, s.height / 8 / s.model.patch_size[1], s.width / 8 / s.model.patch_size[2]);
     const float      scale  = float(1.0 / std::sqrt(double(Dh)));
-    auto call = [&] { return be.attention_ring(ot.value(), q.value(), ks.value(), vs.value(), ring, layout, scale); };
+    auto call = [&] { return be.attention_ring(ot.value(), q.value(), st_r.value(), L, ring, none, none, layout, scale); };
     Status st;
     for (int i = 0; i < 2 && st.ok(); ++i) st = call();
     if (st.ok()) st = be.synchronize();
@@ -309,7 +322,7 @@ int run(const Options & o) {
     s.gen.width_latent   = s.width / 8;
     s.gen.cache.mode     = CacheMode::commit;
     s.gen.cache.rope_mode = o.rope_mode == "window" ? RopeMode::window : RopeMode::absolute;
-    s.gen.cache.dtype    = inner->act_dtype();
+    s.gen.cache.format   = inner->act_dtype() == DType::bf16 ? KvFormat::bf16 : KvFormat::f32;
     s.tpf          = (s.gen.height_latent / s.model.patch_size[1]) * (s.gen.width_latent / s.model.patch_size[2]);
     s.passes       = o.steps + 1;
     s.pixel_frames = o.chunk_frames * kPixelFramesPerLatent;
@@ -355,7 +368,7 @@ int run(const Options & o) {
     std::printf("run: %dx%d px (latent %dx%d, %d tokens/frame), %d-frame chunks = %d pixel frames, %d steps + commit = %d passes/chunk,\n"
                 "     %d timed chunks after warm-up (window full + 1), rope %s, KV %s\n",
                 s.width, s.height, s.gen.width_latent, s.gen.height_latent, s.tpf, o.chunk_frames, s.pixel_frames, o.steps, s.passes,
-                o.chunks, o.rope_mode.c_str(), dtype_name(s.gen.cache.dtype));
+                o.chunks, o.rope_mode.c_str(), kv_format_name(s.gen.cache.format));
     doc["model"] = json::parse(config_to_json(s.model));
     doc["model"]["name"]   = s.model.name;
     doc["model"]["params"] = s.model.param_count();
@@ -364,7 +377,7 @@ int run(const Options & o) {
                   {"width_latent", s.gen.width_latent}, {"tokens_per_frame", s.tpf}, {"chunk_frames", o.chunk_frames},
                   {"steps", o.steps}, {"commit_pass", true}, {"passes_per_chunk", s.passes},
                   {"pixel_frames_per_chunk", s.pixel_frames}, {"chunks_timed", o.chunks}, {"profile_chunks", o.profile_chunks},
-                  {"rope_mode", o.rope_mode}, {"cache_mode", "commit"}, {"kv_dtype", dtype_name(s.gen.cache.dtype)},
+                  {"rope_mode", o.rope_mode}, {"cache_mode", "commit"}, {"kv_dtype", kv_format_name(s.gen.cache.format)},
                   {"act_dtype", dtype_name(inner->act_dtype())}, {"weight_dtype", dtype_name(inner->weight_dtype())},
                   {"seed", o.seed}, {"quick", o.quick},
                   {"timing", "wall clock around Generator::next_chunk (incl. noise upload and the x0 download); median"}};
@@ -420,7 +433,7 @@ int run(const Options & o) {
 
     // ---- attention alone, after the configs so that it does not raise their peaks ----
     if (o.attn_window > 0) {
-        json a = bench_attention(*inner, s, o);
+        json a = bench_attention(*inner, s, o, s.gen.cache.format);
         if (a.contains("error")) {
             ++failed;
             std::printf("\nattention alone: error: %s\n", a["error"].get<std::string>().c_str());

@@ -148,7 +148,8 @@ Result<StreamResult> full_stream(const std::string & backend, DecoderKind kind, 
     GenConfig g;
     g.chunk_frames = o.chunk_frames, g.steps = 4, g.shift = 5.0;
     g.height_latent = o.height / 8, g.width_latent = o.width / 8;
-    g.cache.window = o.window, g.cache.sinks = 0, g.cache.dtype = be->act_dtype();
+    g.cache.window = o.window, g.cache.sinks = 0;
+    g.cache.format = be->act_dtype() == DType::bf16 ? KvFormat::bf16 : KvFormat::f32;
     AVS_ASSIGN_OR_RETURN(auto gen, Generator::create(*dit, g));
     AVS_ASSIGN_OR_RETURN(auto dbe, make_backend(backend));
     AVS_ASSIGN_OR_RETURN(auto dec, load_decoder(*dbe, kind, "", 7));

@@ -77,14 +77,15 @@ Status ProfilingBackend::unpatchify(const Tensor & x, const Tensor & u, int ph, 
 Status ProfilingBackend::rope(const Tensor & x, const RopeLayout & layout, const std::vector<int64_t> & pos) {
     return timed("rope", 0, [&] { return in_.rope(x, layout, pos); });
 }
-Status ProfilingBackend::kv_write(const Tensor & ks, const Tensor & vs, const RingView & ring, int64_t frame0, const Tensor & k,
+Status ProfilingBackend::kv_write(const Tensor & store, const KvLayout & layout, const RingView & ring, int64_t frame0, const Tensor & k,
                                   const Tensor & v) {
-    return timed("kv_write", 0, [&] { return in_.kv_write(ks, vs, ring, frame0, k, v); });
+    return timed("kv_write", 0, [&] { return in_.kv_write(store, layout, ring, frame0, k, v); });
 }
-Status ProfilingBackend::attention_ring(const Tensor & out, const Tensor & q, const Tensor & ks, const Tensor & vs,
-                                        const RingView & ring, const RopeLayout & layout, float scale) {
+Status ProfilingBackend::attention_ring(const Tensor & out, const Tensor & q, const Tensor & store, const KvLayout & layout,
+                                        const RingView & ring, const Tensor & tail_k, const Tensor & tail_v, const RopeLayout & rope,
+                                        float scale) {
     const double f = attention_flops(q.dim(0), ring.visible_tokens(), q.dim(1), q.dim(2));
-    return timed("attention_ring", f, [&] { return in_.attention_ring(out, q, ks, vs, ring, layout, scale); });
+    return timed("attention_ring", f, [&] { return in_.attention_ring(out, q, store, layout, ring, tail_k, tail_v, rope, scale); });
 }
 Status ProfilingBackend::attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale,
                                    int64_t q_block, int64_t k_block) {

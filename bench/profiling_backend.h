@@ -48,6 +48,7 @@ public:
 
     Result<Tensor> alloc_host(DType dtype, const Shape & shape) override { return in_.alloc_host(dtype, shape); }
     Status copy_to_host_async(const Tensor & dst, const Tensor & src) override { return in_.copy_to_host_async(dst, src); }
+    Status copy_from_host_async(const Tensor & dst, const Tensor & src) override { return in_.copy_from_host_async(dst, src); }
     Result<std::shared_ptr<BackendEvent>> record_event() override { return in_.record_event(); }
     Status         wait_event(const BackendEvent & e) override { return in_.wait_event(e); }
     Status         sync_event(const BackendEvent & e) override { return in_.sync_event(e); }
@@ -67,10 +68,13 @@ public:
     Status patchify(const Tensor & tokens, const Tensor & x, int ph, int pw) override;
     Status unpatchify(const Tensor & x, const Tensor & u, int ph, int pw) override;
     Status rope(const Tensor & x, const RopeLayout & layout, const std::vector<int64_t> & frame_positions) override;
-    Status kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0, const Tensor & k,
+    Status kv_write(const Tensor & store, const KvLayout & layout, const RingView & ring, int64_t frame0, const Tensor & k,
                     const Tensor & v) override;
-    Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & k_store, const Tensor & v_store,
-                          const RingView & ring, const RopeLayout & layout, float scale) override;
+    Status kv_read(const Tensor & k, const Tensor & v, const Tensor & store, const KvLayout & layout, int64_t slot) override {
+        return in_.kv_read(k, v, store, layout, slot);
+    }
+    Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & store, const KvLayout & layout, const RingView & ring,
+                          const Tensor & tail_k, const Tensor & tail_v, const RopeLayout & rope, float scale) override;
     Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale, int64_t q_block,
                      int64_t k_block) override;
     Status conv3d(const Tensor & y, const std::vector<Tensor> & x, const Tensor & w, const Tensor * b,

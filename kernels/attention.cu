@@ -33,7 +33,7 @@ __global__ void rope_tables_kernel(float * tab, RingView view, RopeLayout rope, 
     tab[total + e] = float(s);
 }
 
-template <typename TQ, typename TK>
+template <typename TQ>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, const void * q_, int64_t Lq, int H, int D,
                                                                 AttnKeys K, RopeTabs tabs, float scale) {
     extern __shared__ float smem[];
@@ -46,8 +46,6 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
     const int64_t qi = int64_t(blockIdx.x) * kWarps + warp;
     const bool active = qi < Lq;
     const TQ * q = static_cast<const TQ *>(q_);
-    const TK * kp = static_cast<const TK *>(K.k);
-    const TK * vp = static_cast<const TK *>(K.v);
 
     for (int d = lane; d < D; d += 32) qs[warp * D + d] = active ? to_f32(q[(qi * H + h) * D + d]) : 0.0f;
     // keys this query may see (block-causal) and the block's furthest
@@ -66,11 +64,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(void * out_, con
             const int64_t j = j0 + t;
             float k0 = 0.0f, k1 = 0.0f, v0 = 0.0f, v1 = 0.0f;
             if (j < block_lim) {
-                const KeyRow  kr  = key_row(K, j);
-                const int64_t off = (kr.row * H + h) * D + 2 * p;
-                k0 = to_f32(kp[off]), k1 = to_f32(kp[off + 1]);
-                v0 = to_f32(vp[off]), v1 = to_f32(vp[off + 1]);
-                if (K.ring) rotate_key_pair(K, tabs, kr, p, k0, k1);
+                const KeySrc  ks_ = key_src(K, j);
+                const int64_t off = (ks_.row * H + h) * D + 2 * p;
+                k0 = load_elem(ks_.k, ks_.dtype, off), k1 = load_elem(ks_.k, ks_.dtype, off + 1);
+                v0 = load_elem(ks_.v, ks_.dtype, off), v1 = load_elem(ks_.v, ks_.dtype, off + 1);
+                if (K.ring) rotate_key_pair(K, tabs, ks_.frame, p, k0, k1);
             }
             ks[t * ld + 2 * p] = k0, ks[t * ld + 2 * p + 1] = k1;
             vs[t * D + 2 * p] = v0, vs[t * D + 2 * p + 1] = v1;
@@ -132,19 +130,22 @@ cudaError_t attention(void * out, const void * q, DType dtype, int64_t Lq, int h
     const RopeTabs tabs = rope_tabs(keys);
     const size_t    smem = sizeof(float) * size_t(kTile * (head_dim + 1) + kTile * head_dim + kWarps * head_dim);
     const dim3      grid(unsigned((Lq + kWarps - 1) / kWarps), unsigned(heads));
+    if (keys.ring && keys.layout.fmt != KvFormat::f32 && keys.layout.fmt != KvFormat::bf16) return cudaErrorInvalidValue;
     return dispatch_float(dtype, [&](auto qt) {
         using TQ = typename decltype(qt)::type;
-        return dispatch_float(keys.dtype, [&](auto kt) {
-            using TK = typename decltype(kt)::type;
-            if (smem > 48 * 1024) {  // D > 128 needs more than the default dynamic shared memory
-                const cudaError_t e = cudaFuncSetAttribute(attention_kernel<TQ, TK>,
-                                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-                if (e != cudaSuccess) return e;
-            }
-            attention_kernel<TQ, TK><<<grid, kWarps * 32, smem, stream>>>(out, q, Lq, heads, head_dim, keys, tabs, scale);
-            return cudaGetLastError();
-        });
+        if (smem > 48 * 1024) {  // D > 128 needs more than the default dynamic shared memory
+            const cudaError_t e = cudaFuncSetAttribute(attention_kernel<TQ>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+            if (e != cudaSuccess) return e;
+        }
+        attention_kernel<TQ><<<grid, kWarps * 32, smem, stream>>>(out, q, Lq, heads, head_dim, keys, tabs, scale);
+        return cudaGetLastError();
     });
+}
+
+bool attention_ring_supported(DType q_dtype, const AttnKeys & keys, int head_dim) {
+    if (attention_mma_supported(q_dtype, keys, head_dim)) return true;
+    return head_dim % 32 == 0 && head_dim <= 32 * kMaxChunks && (!keys.ring || keys.layout.fmt == KvFormat::f32 ||
+                                                                 keys.layout.fmt == KvFormat::bf16);
 }
 
 } // namespace avs::kernels

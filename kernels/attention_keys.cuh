@@ -37,25 +37,35 @@ __device__ __forceinline__ int64_t key_limit(const AttnKeys & K, int64_t row) {
     return K.q_block > 0 ? min(K.nk, (row / K.q_block + 1) * K.k_block) : K.nk;
 }
 
-// Physical row of logical key j, and (ring) its frame's logical index and grid position.
-struct KeyRow {
-    int64_t row;
-    int     frame, i, j;
+// Where key j lives: base pointers of its K and V rows ([rows, H, D] from `row`) and their dtype.
+// Ring keys come from the store's slot (f32/bf16 formats on this path) or, for the last
+// tail_frames frames, from the tail tensors.
+struct KeySrc {
+    const void * k;
+    const void * v;
+    DType        dtype;
+    int64_t      row;
+    int          frame;  // logical frame (ring)
 };
-__device__ __forceinline__ KeyRow key_row(const AttnKeys & K, int64_t j) {
-    if (!K.ring) return {j, 0, 0, 0};
+__device__ __forceinline__ KeySrc key_src(const AttnKeys & K, int64_t j) {
+    if (!K.ring) return {K.k, K.v, K.dtype, j, 0};
     const int tpf = K.view.tokens_per_frame;
     const int l = int(j / tpf), r = int(j % tpf);
-    return {int64_t(K.view.slot_of_logical(l)) * tpf + r, l, r / K.rope.grid_w, r % K.rope.grid_w};
+    const int hist = K.view.visible_frames() - K.tail_frames;
+    if (l >= hist) return {K.tail_k, K.tail_v, K.tail_dtype, int64_t(l - hist) * tpf + r, l};
+    const uint8_t * slot = K.store + int64_t(K.view.slot_of_logical(l)) * K.layout.slot_bytes;
+    return {slot + K.layout.k_data, slot + K.layout.v_data, K.layout.fmt == KvFormat::f32 ? DType::f32 : DType::bf16, r, l};
+}
+__device__ __forceinline__ float load_elem(const void * p, DType dt, int64_t i) {
+    return dt == DType::f32 ? static_cast<const float *>(p)[i] : to_f32(static_cast<const bf16 *>(p)[i]);
 }
 
-// Rotate pair p of a ring key by its read-time temporal angle. Stored keys already carry their
-// spatial rotation (kv_write follows a rope pass at temporal position 0), so pairs past pairs_t stay.
-__device__ __forceinline__ void rotate_key_pair(const AttnKeys & K, const RopeTabs & T, const KeyRow & kr, int p, float & k0,
-                                                float & k1) {
+// Rotate pair p of a ring key of logical frame `frame` by its read-time temporal angle. Stored keys
+// already carry their spatial rotation (a rope pass at temporal position 0), so pairs past pairs_t stay.
+__device__ __forceinline__ void rotate_key_pair(const AttnKeys & K, const RopeTabs & T, int frame, int p, float & k0, float & k1) {
     const RopeLayout & R = K.rope;
     if (p >= R.pairs_t) return;
-    const int64_t ti = int64_t(kr.frame) * R.pairs_t + p;
+    const int64_t ti = int64_t(frame) * R.pairs_t + p;
     const float c = T.cos[ti], s = T.sin[ti];
     const float r0 = k0 * c - k1 * s, r1 = k0 * s + k1 * c;
     k0 = r0, k1 = r1;

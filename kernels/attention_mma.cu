@@ -2,6 +2,7 @@
 
 #include "kernels/attention_keys.cuh"
 #include "kernels/common.cuh"
+#include "engine/cache/kv_quant.h"
 
 namespace avs::kernels {
 namespace {
@@ -61,40 +62,156 @@ __device__ __forceinline__ int64_t tile_end(const AttnKeys & K, int64_t j0, int6
     return e;
 }
 
-// Issue keys [a, b) (one frame's tokens on a ring) as raw 16-byte chunks of K and V into shared
-// memory; rows past b are zero-filled.
+// A store tile's slot and its token offset within the frame (ring keys before the tail only).
+struct TileSrc {
+    const uint8_t * slot;
+    int             r0;
+};
+__device__ __forceinline__ TileSrc tile_src(const AttnKeys & K, int64_t a) {
+    const int tpf = K.view.tokens_per_frame;
+    const int lf = int(a / tpf);
+    return {K.store + int64_t(K.view.slot_of_logical(lf)) * K.layout.slot_bytes, int(a - int64_t(lf) * tpf)};
+}
+
+// bf16 rows of keys [a, b) (plain, tail, or bf16 store) as raw 16-byte chunks into shared memory;
+// rows past b are zero-filled.
 template <int D>
-__device__ __forceinline__ void issue_tile(const AttnKeys & K, int H, int h, int64_t a, int64_t b, bf16 * ks, bf16 * vs) {
+__device__ __forceinline__ void issue_bf16(const bf16 * kp, const bf16 * vp, int64_t row0, int H, int h, int n, bf16 * ks, bf16 * vs) {
     constexpr int ld = D + kPad, chunks = D / 8;
-    const bf16 * kp = static_cast<const bf16 *>(K.k);
-    const bf16 * vp = static_cast<const bf16 *>(K.v);
-    int64_t row0 = a;  // physical row of key a; the tile's keys are consecutive rows
-    if (K.ring) {
-        const int tpf = K.view.tokens_per_frame;
-        const int lf  = int(a / tpf);
-        row0 = int64_t(K.view.slot_of_logical(lf)) * tpf + (a - int64_t(lf) * tpf);
-    }
     for (int e = threadIdx.x; e < kBK * chunks; e += blockDim.x) {
         const int     t = e / chunks, c = e % chunks;
-        const bool    valid = a + t < b;
+        const bool    valid = t < n;
         const int64_t off = ((valid ? row0 + t : 0) * H + h) * D + 8 * c;
         cp_async16(ks + t * ld + 8 * c, kp + off, valid);
         cp_async16(vs + t * ld + 8 * c, vp + off, valid);
     }
+}
+
+// Bytes per key row of the quantized data (one head): 8-bit formats D, 4-bit formats D / 2.
+template <int D, int F> __host__ __device__ constexpr int raw_row_bytes() { return (F == int(KvFormat::int4) || F == int(KvFormat::nvfp4)) ? D / 2 : D; }
+
+// Raw quantized K and V rows of a store tile into shared memory (16-byte chunks).
+template <int D, int F>
+__device__ __forceinline__ void issue_raw(const KvLayout & L, const uint8_t * slot, int r0, int h, int n, uint8_t * kr, uint8_t * vr) {
+    constexpr int rb = raw_row_bytes<D, F>(), chunks = rb / 16;
+    for (int e = threadIdx.x; e < kBK * chunks; e += blockDim.x) {
+        const int     t = e / chunks, c = e % chunks;
+        const bool    valid = t < n;
+        const int64_t off = (int64_t(valid ? r0 + t : 0) * L.heads + h) * rb + 16 * c;
+        cp_async16(reinterpret_cast<bf16 *>(kr + t * rb + 16 * c), reinterpret_cast<const bf16 *>(slot + L.k_data + off), valid);
+        cp_async16(reinterpret_cast<bf16 *>(vr + t * rb + 16 * c), reinterpret_cast<const bf16 *>(slot + L.v_data + off), valid);
+    }
+}
+
+// Issue the tile [a, b) of one frame; returns whether it went to the raw (quantized) buffers.
+template <int D, int F>
+__device__ __forceinline__ bool issue_tile(const AttnKeys & K, int H, int h, int64_t a, int64_t b, bf16 * ks, bf16 * vs, uint8_t * kr,
+                                           uint8_t * vr) {
+    const int n = int(b - a);
+    bool      raw = false;
+    if (!K.ring) {
+        issue_bf16<D>(static_cast<const bf16 *>(K.k), static_cast<const bf16 *>(K.v), a, H, h, n, ks, vs);
+    } else {
+        const int tpf = K.view.tokens_per_frame;
+        const int lf = int(a / tpf), r0 = int(a - int64_t(lf) * tpf);
+        const int hist = K.view.visible_frames() - K.tail_frames;
+        if (lf >= hist) {
+            issue_bf16<D>(static_cast<const bf16 *>(K.tail_k), static_cast<const bf16 *>(K.tail_v), int64_t(lf - hist) * tpf + r0, H, h, n,
+                          ks, vs);
+        } else {
+            const uint8_t * slot = K.store + int64_t(K.view.slot_of_logical(lf)) * K.layout.slot_bytes;
+            if constexpr (F == int(KvFormat::bf16)) {
+                issue_bf16<D>(reinterpret_cast<const bf16 *>(slot + K.layout.k_data), reinterpret_cast<const bf16 *>(slot + K.layout.v_data),
+                              r0, H, h, n, ks, vs);
+            } else {
+                issue_raw<D, F>(K.layout, slot, r0, h, n, kr, vr);
+                raw = true;
+            }
+        }
+    }
     cp_async_commit();
+    return raw;
+}
+
+__device__ __forceinline__ uint32_t bf2(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t *>(&v);
+}
+
+// Dequantize the raw tile (rows [0, n), zeros past n) into the bf16 tiles. 8 values per step: one
+// 16-byte row chunk of the bf16 tile. Values whose scale is one per (tile, head) stay unscaled here
+// (exact in bf16) and the scale is applied to the scores / probabilities instead.
+template <int D, int F>
+__device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t * slot, int r0, int h, int n, const uint8_t * kr,
+                                             const uint8_t * vr, bf16 * ks, bf16 * vs) {
+    constexpr int ld = D + kPad, rb = raw_row_bytes<D, F>(), chunks = D / 8;
+    for (int e = threadIdx.x; e < 2 * kBK * chunks; e += blockDim.x) {
+        const bool is_v = e >= kBK * chunks;
+        const int  ee = is_v ? e - kBK * chunks : e, t = ee / chunks, c = ee % chunks, d0 = 8 * c;
+        uint4      out = make_uint4(0, 0, 0, 0);
+        if (t < n) {
+            const uint8_t * src = (is_v ? vr : kr) + t * rb;
+            float           x[8];
+            if constexpr (F == int(KvFormat::fp8) || F == int(KvFormat::int8)) {
+                const uint2 w = *reinterpret_cast<const uint2 *>(src + d0);
+                const uint8_t * by = reinterpret_cast<const uint8_t *>(&w);
+                if (F == int(KvFormat::int8) && !is_v) {
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) x[i] = float(int8_t(by[i]));
+                } else {
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) x[i] = kvq::e4m3_decode(by[i]);
+                }
+            } else {
+                const uint32_t w = *reinterpret_cast<const uint32_t *>(src + d0 / 2);
+                const int64_t  tok = int64_t(r0 + t);
+                if constexpr (F == int(KvFormat::int4)) {
+                    if (!is_v) {  // per channel of the 32-token group: (scale, min) fp16 pairs
+                        const uint16_t * m = reinterpret_cast<const uint16_t *>(slot + L.k_meta) +
+                                             ((int64_t(tok / kKiviGroupK) * L.heads + h) * D + d0) * 2;
+                        const uint4 m0 = __ldg(reinterpret_cast<const uint4 *>(m)), m1 = __ldg(reinterpret_cast<const uint4 *>(m + 8));
+                        const uint16_t * mm0 = reinterpret_cast<const uint16_t *>(&m0);
+                        const uint16_t * mm1 = reinterpret_cast<const uint16_t *>(&m1);
+#pragma unroll
+                        for (int i = 0; i < 8; ++i) {
+                            const uint16_t * p = i < 4 ? mm0 + 2 * i : mm1 + 2 * (i - 4);
+                            x[i] = kvq::kivi_decode(uint8_t((w >> (4 * i)) & 15u), kvq::f16_decode(p[0]), kvq::f16_decode(p[1]));
+                        }
+                    } else {      // per token, 32-channel group
+                        const uint16_t * m = reinterpret_cast<const uint16_t *>(slot + L.v_meta) +
+                                             ((tok * L.heads + h) * (D / kKiviGroupV) + d0 / kKiviGroupV) * 2;
+                        const float sc = kvq::f16_decode(__ldg(m)), mn = kvq::f16_decode(__ldg(m + 1));
+#pragma unroll
+                        for (int i = 0; i < 8; ++i) x[i] = kvq::kivi_decode(uint8_t((w >> (4 * i)) & 15u), sc, mn);
+                    }
+                } else {  // nvfp4: e2m1 x e4m3 block scale (exact in bf16); the tensor scale goes on the scores
+                    const uint8_t bs = __ldg(slot + (is_v ? L.v_meta : L.k_meta) + 16 + (tok * L.heads + h) * (D / kNvfp4Block) + d0 / kNvfp4Block);
+                    const float   sc = kvq::e4m3_decode(bs);
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) x[i] = kvq::e2m1_decode(uint8_t((w >> (4 * i)) & 15u)) * sc;
+                }
+            }
+            out = make_uint4(bf2(x[0], x[1]), bf2(x[2], x[3]), bf2(x[4], x[5]), bf2(x[6], x[7]));
+        }
+        *reinterpret_cast<uint4 *>((is_v ? vs : ks) + t * ld + d0) = out;
+    }
 }
 
 // Temporal RoPE pairs live in the first kTK 16-column blocks of a head (22 pairs of 64 for
 // head_dim 128, 12 of 32 for 64).
 template <int D> __host__ __device__ constexpr int temporal_blocks() { return (D / 2 - 2 * (D / 6) + 7) / 8; }
 
-template <int D>
+template <int D, int F>
 __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __restrict__ out, const bf16 * __restrict__ q,
                                                                        int64_t Lq, int H, AttnKeys K, RopeTabs tabs, float scale) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr int ld = D + kPad, kTK = temporal_blocks<D>();
-    bf16 * kbuf = reinterpret_cast<bf16 *>(smem_raw);  // [2][kBK][ld]
-    bf16 * vbuf = kbuf + 2 * kBK * ld;                  // [2][kBK][ld]
+    constexpr bool kQuant = F != int(KvFormat::bf16);
+    constexpr int  rb = raw_row_bytes<D, F>();
+    bf16 *    kbuf = reinterpret_cast<bf16 *>(smem_raw);  // [2][kBK][ld]
+    bf16 *    vbuf = kbuf + 2 * kBK * ld;                  // [2][kBK][ld]
+    uint8_t * kraw = reinterpret_cast<uint8_t *>(vbuf + 2 * kBK * ld);  // quantized formats: [2][kBK][rb]
+    uint8_t * vraw = kraw + 2 * kBK * rb;
 
     const int     h    = blockIdx.y;
     const int     warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -125,7 +242,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     for (int kd = 0; kd < kTK; ++kd)
 #pragma unroll
         for (int r = 0; r < 4; ++r) q_orig[kd][r] = qf[kd][r];
-    int q_frame = -1;
+    int   q_frame = -1;
+    float qm0 = 0.0f, qm1 = 0.0f;  // int8 keys: (rotated q) . (the frame's key mean), added to the scores
+    const int hist_frames = K.ring ? K.view.visible_frames() - K.tail_frames : 0;
 
     const int64_t row0 = q0 + warp * 16 + g, row1 = row0 + 8;
     const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
@@ -155,16 +274,37 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     const int v_row = (lane % 8) + 8 * ((lane / 8) % 2), v_col = 8 * (lane / 16);
 
     int64_t a = j_begin, b = j_begin < block_lim ? tile_end(K, j_begin, block_lim) : j_begin;
-    if (a < block_lim) issue_tile<D>(K, H, h, a, b, kbuf, vbuf);
+    bool    raw = false;
+    if (a < block_lim) raw = issue_tile<D, F>(K, H, h, a, b, kbuf, vbuf, kraw, vraw);
     for (int cur = 0; a < block_lim; cur ^= 1) {
         cp_async_wait_all();
-        __syncthreads();  // tile [a, b) landed for everyone; the other buffer's tile is consumed
+        __syncthreads();  // tile [a, b) landed for everyone; the other buffers' tile is consumed
         const int64_t na = b, nb = na < block_lim ? tile_end(K, na, block_lim) : na;
-        if (na < block_lim) issue_tile<D>(K, H, h, na, nb, kbuf + (cur ^ 1) * kBK * ld, vbuf + (cur ^ 1) * kBK * ld);
-        const bf16 * ks = kbuf + cur * kBK * ld;
-        const bf16 * vs = vbuf + cur * kBK * ld;
+        const bool    cur_raw = raw;
+        if (na < block_lim)
+            raw = issue_tile<D, F>(K, H, h, na, nb, kbuf + (cur ^ 1) * kBK * ld, vbuf + (cur ^ 1) * kBK * ld, kraw + (cur ^ 1) * kBK * rb,
+                                   vraw + (cur ^ 1) * kBK * rb);
+        bf16 * ks = kbuf + cur * kBK * ld;
+        bf16 * vs = vbuf + cur * kBK * ld;
         const int64_t j0 = a, jend = b;
         a = na, b = nb;
+        // per-tile scales of the quantized store (1 for bf16 rows)
+        float kscale = 1.0f, vscale = 1.0f;
+        if constexpr (kQuant) {
+            if (cur_raw) {
+                const TileSrc src = tile_src(K, j0);
+                dequant_tile<D, F>(K.layout, src.slot, src.r0, h, int(jend - j0), kraw + cur * kBK * rb, vraw + cur * kBK * rb, ks, vs);
+                if constexpr (F == int(KvFormat::fp8) || F == int(KvFormat::int8)) {
+                    const int64_t bi = int64_t(src.r0 / kKvBlockTokens) * H + h;
+                    kscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.k_meta) + bi);
+                    vscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.v_meta) + bi);
+                } else if constexpr (F == int(KvFormat::nvfp4)) {
+                    kscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.k_meta));
+                    vscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.v_meta));
+                }
+                __syncthreads();  // the dequantized tile is complete
+            }
+        }
         if (j0 >= warp_lim) continue;
 
         if (K.ring) {
@@ -182,6 +322,25 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
                         const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&q_orig[kd][r]));
                         qf[kd][r] = pack_bf16(x.x * c + x.y * sn, x.y * c - x.x * sn);  // R(-phi)
                     }
+                if constexpr (F == int(KvFormat::int8)) {
+                    // keys are stored as k - mean: add (R(-phi) q) . mean back, one value per row and frame
+                    qm0 = qm1 = 0.0f;
+                    if (lf < hist_frames) {
+                        const float * mean = reinterpret_cast<const float *>(K.store + int64_t(K.view.slot_of_logical(lf)) * K.layout.slot_bytes +
+                                                                            K.layout.k_meta) + int64_t(K.layout.blocks()) * H + int64_t(h) * D;
+#pragma unroll
+                        for (int kd = 0; kd < D / 16; ++kd)
+#pragma unroll
+                            for (int r = 0; r < 4; ++r) {
+                                const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&qf[kd][r]));
+                                const int    col = 16 * kd + 8 * (r / 2) + 2 * t;
+                                const float  d = x.x * __ldg(mean + col) + x.y * __ldg(mean + col + 1);
+                                if (r % 2 == 0) qm0 += d; else qm1 += d;
+                            }
+                        qm0 += __shfl_xor_sync(0xffffffffu, qm0, 1), qm0 += __shfl_xor_sync(0xffffffffu, qm0, 2);
+                        qm1 += __shfl_xor_sync(0xffffffffu, qm1, 1), qm1 += __shfl_xor_sync(0xffffffffu, qm1, 2);
+                    }
+                }
             }
         }
 
@@ -195,6 +354,15 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
                 ldsm_x4(bb, ks + (8 * j + k_row) * ld + 16 * kd + k_col);
                 mma_bf16(s[j], qf[kd], bb[0], bb[1]);
                 mma_bf16(s[j], qf[kd + 1], bb[2], bb[3]);
+            }
+        }
+        if constexpr (kQuant) {
+            if (cur_raw) {
+#pragma unroll
+                for (int j = 0; j < kBK / 8; ++j) {
+                    s[j][0] = fmaf(s[j][0], kscale, qm0), s[j][1] = fmaf(s[j][1], kscale, qm0);
+                    s[j][2] = fmaf(s[j][2], kscale, qm1), s[j][3] = fmaf(s[j][3], kscale, qm1);
+                }
             }
         }
         const int64_t e0 = min(lim0, jend), e1 = min(lim1, jend);
@@ -234,8 +402,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             ps0 += p0 + p1;
             ps1 += p2 + p3;
             // the C layout of two adjacent key n-tiles is the A layout of one k16 step (FA2)
-            pa[j / 2][(j % 2) * 2 + 0] = pack_bf16(p0, p1);
-            pa[j / 2][(j % 2) * 2 + 1] = pack_bf16(p2, p3);
+            // a V tile stored with one scale per (tile, head) is multiplied through P
+            pa[j / 2][(j % 2) * 2 + 0] = pack_bf16(p0 * vscale, p1 * vscale);
+            pa[j / 2][(j % 2) * 2 + 1] = pack_bf16(p2 * vscale, p3 * vscale);
         }
         l0 = l0 * c0 + ps0;
         l1 = l1 * c1 + ps1;
@@ -299,11 +468,11 @@ __global__ void merge_splits_kernel(bf16 * __restrict__ out, const float * __res
     out[rh * D + threadIdx.x] = __float2bfloat16_rn(den > 0.0f ? num / den : 0.0f);
 }
 
-template <int D>
+template <int D, int F>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, const RopeTabs & tabs, float scale,
                    cudaStream_t stream) {
-    const size_t smem = sizeof(bf16) * size_t(4 * kBK * (D + kPad));
-    auto * kern = attention_mma_kernel<D>;
+    const size_t smem = sizeof(bf16) * size_t(4 * kBK * (D + kPad)) + (F != int(KvFormat::bf16) ? size_t(4 * kBK * raw_row_bytes<D, F>()) : 0);
+    auto * kern = attention_mma_kernel<D, F>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
     const int  n = keys.nsplit > 1 ? keys.nsplit : 1;
@@ -318,10 +487,25 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     return cudaGetLastError();
 }
 
+template <int D>
+cudaError_t launch_format(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, const RopeTabs & tabs, float scale,
+                          cudaStream_t stream) {
+    switch (keys.ring ? keys.layout.fmt : KvFormat::bf16) {
+        case KvFormat::bf16: return launch<D, int(KvFormat::bf16)>(out, q, Lq, heads, keys, tabs, scale, stream);
+        case KvFormat::fp8: return launch<D, int(KvFormat::fp8)>(out, q, Lq, heads, keys, tabs, scale, stream);
+        case KvFormat::int8: return launch<D, int(KvFormat::int8)>(out, q, Lq, heads, keys, tabs, scale, stream);
+        case KvFormat::int4: return launch<D, int(KvFormat::int4)>(out, q, Lq, heads, keys, tabs, scale, stream);
+        case KvFormat::nvfp4: return launch<D, int(KvFormat::nvfp4)>(out, q, Lq, heads, keys, tabs, scale, stream);
+        default: return cudaErrorInvalidValue;
+    }
+}
+
 } // namespace
 
 bool attention_mma_supported(DType q_dtype, const AttnKeys & keys, int head_dim) {
-    if (q_dtype != DType::bf16 || keys.dtype != DType::bf16 || (head_dim != 64 && head_dim != 128)) return false;
+    if (q_dtype != DType::bf16 || (head_dim != 64 && head_dim != 128)) return false;
+    if (!keys.ring && keys.dtype != DType::bf16) return false;
+    if (keys.ring && (keys.layout.fmt == KvFormat::f32 || (keys.tail_frames > 0 && keys.tail_dtype != DType::bf16))) return false;
     // the temporal pairs must sit in the Q blocks the kernel re-rotates (always so for Wan layouts)
     const int kTK = head_dim == 128 ? temporal_blocks<128>() : temporal_blocks<64>();
     return !keys.ring || keys.rope.pairs_t <= 8 * kTK;
@@ -352,10 +536,10 @@ int64_t attention_split_scratch_floats(int nsplit, int64_t Lq, int heads, int he
 
 cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                           cudaStream_t stream) {
-    if (keys.dtype != DType::bf16) return cudaErrorInvalidValue;
+    if (!attention_mma_supported(DType::bf16, keys, head_dim)) return cudaErrorInvalidValue;
     const RopeTabs tabs = rope_tabs(keys);
-    return head_dim == 128 ? launch<128>(out, q, Lq, heads, keys, tabs, scale, stream)
-                           : launch<64>(out, q, Lq, heads, keys, tabs, scale, stream);
+    return head_dim == 128 ? launch_format<128>(out, q, Lq, heads, keys, tabs, scale, stream)
+                           : launch_format<64>(out, q, Lq, heads, keys, tabs, scale, stream);
 }
 
 } // namespace avs::kernels

@@ -2,6 +2,7 @@
 
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/cache/kv_cache.h"
+#include "engine/cache/kv_codec.h"
 #include "test_util.h"
 
 #include <cstring>
@@ -22,10 +23,10 @@ struct Rollout {
 // Write `chunks` chunks of random K/V through the ring, remembering every frame's data. With
 // `model_keys`, keys are stored as the model stores them (spatial RoPE applied, the temporal part
 // left for read time) while k_hist keeps the un-rotated keys.
-Rollout roll(Backend & be, int sinks, int window, int chunk, int chunks, RopeMode mode, DType dtype = DType::f32,
+Rollout roll(Backend & be, int sinks, int window, int chunk, int chunks, RopeMode mode, KvFormat fmt = KvFormat::f32,
              bool model_keys = false) {
     KvCacheConfig cfg;
-    cfg.sinks = sinks; cfg.window = window; cfg.chunk_frames = chunk; cfg.rope_mode = mode; cfg.dtype = dtype;
+    cfg.sinks = sinks; cfg.window = window; cfg.chunk_frames = chunk; cfg.rope_mode = mode; cfg.format = fmt;
     Rollout r{KvCache::create(be, cfg, 1, kTpf, kHeads, kHd).value(), {}, {}};
     for (int c = 0; c < chunks; ++c) {
         const int64_t f0 = int64_t(c) * chunk;
@@ -37,7 +38,7 @@ Rollout roll(Backend & be, int sinks, int window, int chunk, int chunks, RopeMod
             std::memcpy(stored.raw(), k.raw(), k.nbytes());
             REQUIRE(be.rope(stored, make_rope_layout(kHd, kGridH, kGridW), std::vector<int64_t>(size_t(chunk), 0)).ok());
         }
-        REQUIRE(be.kv_write(r.cache.keys(0, 0), r.cache.values(0, 0), r.cache.view(f0 + chunk), f0, stored, v).ok());
+        REQUIRE(be.kv_write(r.cache.store(0, 0), r.cache.layout(), r.cache.view(f0 + chunk), f0, stored, v).ok());
         for (int f = 0; f < chunk; ++f) {
             r.k_hist[f0 + f] = k.slice(0, f * kTpf, (f + 1) * kTpf);
             r.v_hist[f0 + f] = v.slice(0, f * kTpf, (f + 1) * kTpf);
@@ -55,15 +56,17 @@ TEST_CASE("eviction: after N > W chunks the cache holds exactly the sinks and th
     RingView   view = r.cache.view(int64_t(chunks) * chunk);
     std::vector<int64_t> want = {0, 15, 16, 17, 18, 19, 20};
     REQUIRE(view.visible_frames() == int32_t(want.size()));
-    const float * K = r.cache.keys(0, 0).data<float>();
-    const float * V = r.cache.values(0, 0).data<float>();
+    const KvLayout & L = r.cache.layout();
+    std::vector<float> K(static_cast<size_t>(kPerFrame)), V(static_cast<size_t>(kPerFrame));
     for (int32_t l = 0; l < view.visible_frames(); ++l) {
         REQUIRE(view.frame_of_logical(l) == want[size_t(l)]);
         const int64_t slot = view.slot_of_logical(l);
-        REQUIRE(std::memcmp(K + slot * kPerFrame, r.k_hist[want[size_t(l)]].raw(), size_t(kPerFrame) * 4) == 0);
-        REQUIRE(std::memcmp(V + slot * kPerFrame, r.v_hist[want[size_t(l)]].raw(), size_t(kPerFrame) * 4) == 0);
+        kv_decode_frame(L, r.cache.store(0, 0).data<uint8_t>() + slot * L.slot_bytes, K.data(), V.data());
+        REQUIRE(std::memcmp(K.data(), r.k_hist[want[size_t(l)]].raw(), size_t(kPerFrame) * 4) == 0);
+        REQUIRE(std::memcmp(V.data(), r.v_hist[want[size_t(l)]].raw(), size_t(kPerFrame) * 4) == 0);
     }
-    REQUIRE(r.cache.bytes() == uint64_t(2 * (sinks + window) * kPerFrame * 4));
+    REQUIRE(L.slot_bytes == KvLayout::align(2 * kPerFrame * 4, 256));
+    REQUIRE(r.cache.bytes() == uint64_t((sinks + window) * L.slot_bytes));
 }
 
 TEST_CASE("ring attention equals plain attention over the gathered frames, with positions of the gathered order",
@@ -72,7 +75,7 @@ TEST_CASE("ring attention equals plain attention over the gathered frames, with 
     for (RopeMode mode : {RopeMode::absolute, RopeMode::window}) {
         for (auto [sinks, window] : {std::pair{0, 3}, std::pair{1, 6}, std::pair{3, 4}, std::pair{2, 5}}) {
             const int chunk = 3, chunks = 6;
-            Rollout   r     = roll(be, sinks, window, chunk, chunks, mode, DType::f32, true);
+            Rollout   r     = roll(be, sinks, window, chunk, chunks, mode, KvFormat::f32, true);
             const int64_t end  = int64_t(chunks) * chunk;
             RingView      view = r.cache.view(end);
             const RopeLayout rope = make_rope_layout(kHd, kGridH, kGridW);
@@ -83,7 +86,18 @@ TEST_CASE("ring attention equals plain attention over the gathered frames, with 
             for (int f = 0; f < chunk; ++f) qpos.push_back(view.rope_pos_of_frame(end - chunk + f));
             REQUIRE(be.rope(q, rope, qpos).ok());
             Tensor out = Tensor::host(DType::f32, q.shape());
-            REQUIRE(be.attention_ring(out, q, r.cache.keys(0, 0), r.cache.values(0, 0), view, rope, 0.3f).ok());
+            const Tensor none;
+            REQUIRE(be.attention_ring(out, q, r.cache.store(0, 0), r.cache.layout(), view, none, none, rope, 0.3f).ok());
+            // the same with the chunk's own frames read from activations (the model's path): identical
+            Tensor tk = Tensor::host(DType::f32, Shape{chunk * kTpf, kHeads, kHd}), tv = Tensor::host(DType::f32, tk.shape());
+            for (int f = 0; f < chunk; ++f) {
+                std::memcpy(tk.data<float>() + f * kPerFrame, r.k_hist[end - chunk + f].raw(), size_t(kPerFrame) * 4);
+                std::memcpy(tv.data<float>() + f * kPerFrame, r.v_hist[end - chunk + f].raw(), size_t(kPerFrame) * 4);
+            }
+            REQUIRE(be.rope(tk, rope, std::vector<int64_t>(size_t(chunk), 0)).ok());
+            Tensor out_tail = Tensor::host(DType::f32, q.shape());
+            REQUIRE(be.attention_ring(out_tail, q, r.cache.store(0, 0), r.cache.layout(), view, tk, tv, rope, 0.3f).ok());
+            REQUIRE(test::bit_equal(out, out_tail));
 
             // reference: gather the visible frames by definition, rotate the un-rotated keys fully at
             // their gathered positions (spatial at write + temporal at read must equal this)
@@ -110,17 +124,16 @@ TEST_CASE("ring attention equals plain attention over the gathered frames, with 
 
 TEST_CASE("bf16 KV storage holds values within bf16 rounding", "[kv_cache]") {
     CpuBackend be;
-    Rollout    r    = roll(be, 0, 3, 3, 1, RopeMode::absolute, DType::bf16);
+    Rollout    r    = roll(be, 0, 3, 3, 1, RopeMode::absolute, KvFormat::bf16);
     RingView   view = r.cache.view(3);
-    const uint16_t * K = r.cache.keys(0, 0).data<uint16_t>();
+    const KvLayout & L = r.cache.layout();
+    std::vector<float> K(static_cast<size_t>(kPerFrame));
     for (int32_t l = 0; l < 3; ++l) {
         const float * want = r.k_hist[l].data<float>();
-        for (int64_t i = 0; i < kPerFrame; ++i) {
-            const float got = bf16_to_f32(K[view.slot_of_logical(l) * kPerFrame + i]);
-            REQUIRE(std::fabs(got - want[i]) <= std::fabs(want[i]) * (1.0f / 256.0f));
-        }
+        kv_decode_frame(L, r.cache.store(0, 0).data<uint8_t>() + view.slot_of_logical(l) * L.slot_bytes, K.data(), nullptr);
+        for (int64_t i = 0; i < kPerFrame; ++i) REQUIRE(std::fabs(K[size_t(i)] - want[i]) <= std::fabs(want[i]) * (1.0f / 256.0f));
     }
-    REQUIRE(r.cache.bytes() == uint64_t(2 * 3 * kPerFrame * 2));
+    REQUIRE(L.slot_bytes == KvLayout::align(2 * kPerFrame * 2, 256));
 }
 
 TEST_CASE("KV cache config errors name the problem", "[kv_cache]") {
@@ -129,8 +142,10 @@ TEST_CASE("KV cache config errors name the problem", "[kv_cache]") {
     REQUIRE_THAT(c.validate().message(), Catch::Contains("window") && Catch::Contains("chunk"));
     c.window = 3; c.sinks = -1;
     REQUIRE_THAT(c.validate().message(), Catch::Contains("sink"));
-    c.sinks = 0; c.dtype = DType::int4;
-    REQUIRE(c.validate().code() == ErrorCode::unsupported);
+    c.sinks = 0; c.format = KvFormat(42);
+    REQUIRE_THAT(c.validate().message(), Catch::Contains("format"));
+    REQUIRE_THAT(kv_format_supports(KvFormat::int4, 48).message(), Catch::Contains("int4") && Catch::Contains("32"));
+    REQUIRE_THAT(kv_format_parse("int3").status().message(), Catch::Contains("int3") && Catch::Contains("nvfp4"));
 }
 
 TEST_CASE("step mode keeps one cache per step; a finite run trims the window storage", "[kv_cache]") {
@@ -140,7 +155,7 @@ TEST_CASE("step mode keeps one cache per step; a finite run trims the window sto
     auto kv = KvCache::create(be, c, 2, kTpf, kHeads, kHd).value();
     REQUIRE(kv.caches() == 3);
     REQUIRE(kv.window_slots() == 6);
-    REQUIRE(kv.bytes() == uint64_t(3 * 2 * 2 * 6 * kPerFrame * 4));
+    REQUIRE(kv.bytes() == uint64_t(3 * 2 * 6 * kv.layout().slot_bytes));
     // the trimmed ring shows the same frames as the full one for every chunk of the run
     RingView full{0, 21, kTpf, 0, RopeMode::window};
     for (int64_t end = 3; end <= 6; end += 3) {

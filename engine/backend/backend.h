@@ -4,6 +4,7 @@
 // model at load time, so a failing op means a bug or a device error.
 #pragma once
 
+#include "engine/cache/kv_format.h"
 #include "engine/cache/ring_view.h"
 #include "engine/core/result.h"
 #include "engine/core/tensor.h"
@@ -52,6 +53,8 @@ public:
     // dst (host, from alloc_host) <- src (device), same dtype, raw bytes, queued on this backend:
     // complete once an event recorded after it has completed.
     virtual Status copy_to_host_async(const Tensor & host_dst, const Tensor & src) = 0;
+    // dst (device) <- src (host, from alloc_host), same dtype and size, raw bytes, queued on this backend.
+    virtual Status copy_from_host_async(const Tensor & dst, const Tensor & host_src) = 0;
 
     // ---- events (see BackendEvent) ----
     virtual Result<std::shared_ptr<BackendEvent>> record_event() = 0;
@@ -94,15 +97,21 @@ public:
     virtual Status rope(const Tensor & x, const RopeLayout & layout, const std::vector<int64_t> & frame_positions) = 0;
 
     // ---- KV cache and attention ----
-    // Write k, v [F*tokens_per_frame, heads, head_dim] of frames [frame0, frame0+F) into their
-    // ring slots of the stores [slots, tokens_per_frame, heads, head_dim] (converting to the store dtype).
-    virtual Status kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0,
+    // Quantize k, v [F*tokens_per_frame, heads, head_dim] (act dtype or f32) of frames [frame0, frame0+F)
+    // into their ring slots of `store` (u8 [slots, layout.slot_bytes], format layout.fmt, kv_format.h).
+    virtual Status kv_write(const Tensor & store, const KvLayout & layout, const RingView & ring, int64_t frame0,
                             const Tensor & k, const Tensor & v) = 0;
-    // out[Lq, H, D] = softmax(scale * q K^T) V over the frames the ring shows, in logical order;
-    // K is stored with its spatial (row/column) RoPE applied and before its temporal RoPE; the
-    // temporal pairs are rotated here by the frame's read-time position. q is already fully rotated.
-    virtual Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & k_store, const Tensor & v_store,
-                                  const RingView & ring, const RopeLayout & layout, float scale) = 0;
+    // Dequantize slot `slot` of `store` into k, v [tokens_per_frame, heads, head_dim] (act dtype or f32).
+    virtual Status kv_read(const Tensor & k, const Tensor & v, const Tensor & store, const KvLayout & layout, int64_t slot) = 0;
+    // out[Lq, H, D] = softmax(scale * q K^T) V over the frames the ring shows, in logical order. The
+    // last `tail` visible frames (the chunk being generated; tail = tail_k.dim(0) / tokens_per_frame,
+    // 0 when tail_k is undefined) are read from tail_k/tail_v [tail*tpf, H, D] (act dtype), the others
+    // from `store` in its format, dequantized tile by tile. All keys carry their spatial (row/column)
+    // RoPE and not their temporal one: the temporal pairs are rotated here by the frame's read-time
+    // position. q is already fully rotated.
+    virtual Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & store, const KvLayout & layout,
+                                  const RingView & ring, const Tensor & tail_k, const Tensor & tail_v, const RopeLayout & rope,
+                                  float scale) = 0;
     // Plain attention, q [Lq, H, D], k/v [Lk, H, D]. With q_block, k_block > 0 it is block-causal:
     // key j is visible to query i iff j / k_block <= i / q_block.
     virtual Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale,

@@ -120,14 +120,18 @@ Status Dit::ensure_scratch(int64_t L, int64_t F) {
 }
 
 Status Dit::forward_chunk(const Tensor & x, const std::vector<double> & t, KvCache & cache, int cache_index, int64_t frame0,
-                          const Tensor & out, DitTaps * taps) {
+                          const Tensor & out, DitTaps * taps, bool write_kv) {
     if (cache_index < 0 || cache_index >= cache.caches())
         return make_error(ErrorCode::invalid_argument, "cache index %d out of range (the cache holds %d)", cache_index, cache.caches());
     SelfAttnPlan plan;
     plan.cache       = &cache;
     plan.cache_index = cache_index;
     plan.frame0      = frame0;
-    return forward_impl(x, t, plan, out, taps);
+    plan.write_kv    = write_kv;
+    AVS_TRY(cache.begin_pass(cache_index, frame0 + x.dim(1)));
+    AVS_TRY(forward_impl(x, t, plan, out, taps));
+    if (write_kv) cache.note_written(frame0, int(x.dim(1)));
+    return {};
 }
 
 Status Dit::forward_full(const Tensor & x, const std::vector<double> & t, int chunk_frames, const Tensor & out) {
@@ -144,15 +148,18 @@ Status Dit::self_attention(int layer, const Tensor & q, const Tensor & k, const 
         // Keys go into the ring rotated by their spatial RoPE only (a token's row and column never
         // change); attention rotates the temporal pairs by the frame's read-time position. Rotating
         // with temporal position 0 is exactly the spatial part: angle 0 gives cos 1, sin 0.
-        const RingView ring = plan.cache->view(plan.frame0 + frames);
+        KvCache &      cache = *plan.cache;
+        const RingView ring  = cache.view(plan.frame0 + frames);
         for (int f = 0; f < frames; ++f) qpos[size_t(f)] = 0;
         AVS_TRY(be_.rope(k, rope, qpos));
         for (int f = 0; f < frames; ++f) qpos[size_t(f)] = ring.rope_pos_of_frame(plan.frame0 + f);
-        AVS_TRY(be_.kv_write(plan.cache->keys(plan.cache_index, layer), plan.cache->values(plan.cache_index, layer), ring,
-                             plan.frame0, k, v));
         AVS_TRY(be_.rope(q, rope, qpos));
-        return be_.attention_ring(out, q, plan.cache->keys(plan.cache_index, layer), plan.cache->values(plan.cache_index, layer),
-                                  ring, rope, scale);
+        AVS_ASSIGN_OR_RETURN(Tensor store, cache.acquire(plan.cache_index, layer));
+        // The chunk is quantized into its slots only when it is committed; attention reads the
+        // chunk itself from k and v (bf16 activations) in every pass.
+        if (plan.write_kv) AVS_TRY(be_.kv_write(store, cache.layout(), ring, plan.frame0, k, v));
+        AVS_TRY(be_.attention_ring(out, q, store, cache.layout(), ring, k, v, rope, scale));
+        return cache.release(plan.cache_index, layer, plan.frame0, plan.write_kv ? frames : 0);
     }
     for (int f = 0; f < frames; ++f) qpos[size_t(f)] = f;
     AVS_TRY(be_.rope(q, rope, qpos));

@@ -44,9 +44,10 @@ public:
 
     // One forward of a chunk through the cache. x: device f32 [C_in, F, h, w], t: per-frame
     // timesteps; the chunk's K/V are written to cache `cache_index` as frames [frame0, frame0+F)
-    // and attention reads the ring up to frame0+F. out: device f32 [C_out, F, h, w] (the velocity).
+    // (when `write_kv`; the commit pass in commit mode, every step in step mode) and attention reads the
+    // ring's history plus the chunk's own K/V up to frame0+F. out: device f32 [C_out, F, h, w] (the velocity).
     Status forward_chunk(const Tensor & x, const std::vector<double> & t, KvCache & cache, int cache_index, int64_t frame0,
-                         const Tensor & out, DitTaps * taps = nullptr);
+                         const Tensor & out, DitTaps * taps = nullptr, bool write_kv = true);
 
     // Whole sequence without a cache: block-causal over chunks of `chunk_frames`, absolute RoPE.
     Status forward_full(const Tensor & x, const std::vector<double> & t, int chunk_frames, const Tensor & out);
@@ -62,6 +63,7 @@ private:
         int                  cache_index = 0;
         int64_t              frame0 = 0;
         int                  chunk_frames = 0;  // full forward: block size in frames
+        bool                 write_kv = true;
     };
     Status forward_impl(const Tensor & x, const std::vector<double> & t, const SelfAttnPlan & plan, const Tensor & out,
                         DitTaps * taps);

@@ -60,6 +60,16 @@ Result<std::unique_ptr<Generator>> Generator::create(Dit & dit, const GenConfig 
     return g;
 }
 
+Status Generator::reconfigure_cache(const KvCacheConfig & c) {
+    KvCacheConfig nc = c;
+    nc.chunk_frames  = cfg_.chunk_frames;
+    nc.steps         = cfg_.steps;
+    AVS_ASSIGN_OR_RETURN(KvCache n, cache_.migrate(nc, chunk_ * cfg_.chunk_frames));
+    cache_     = std::move(n);
+    cfg_.cache = cache_.config();
+    return {};
+}
+
 // Visibility derives from the chunk index alone and every chunk writes its own K/V before reading,
 // so restarting at chunk 0 needs no cache clearing.
 void Generator::reset() { chunk_ = 0; }
@@ -79,8 +89,10 @@ Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, Chunk
     for (int s = 0; s < cfg_.steps; ++s) {
         const auto   t0    = clock::now();
         const double sigma = t_[size_t(s)] / 1000.0;
+        // commit mode writes the chunk's K/V once, in the commit pass (or at the last step without one)
+        const bool write = step_mode || (!commit && s + 1 == cfg_.steps);
         AVS_TRY(dit_.forward_chunk(x_, std::vector<double>(size_t(cfg_.chunk_frames), t_[size_t(s)]), cache_,
-                                   step_mode ? s : 0, frame0, v_));
+                                   step_mode ? s : 0, frame0, v_, nullptr, write));
         AVS_TRY(be.axpby(x0_, 1.0f, x_, float(-sigma), v_));  // x0 = x − σ·v
         if (s + 1 < cfg_.steps) {
             const double sn = t_[size_t(s + 1)] / 1000.0;     // re-noise with fresh ε to the next σ

@@ -78,6 +78,9 @@ public:
     int64_t                     chunks_done() const { return chunk_; }
     const std::vector<double> & timesteps() const { return t_; }
     const KvCache &             cache() const { return cache_; }
+    // Live change of the cache (format, window, sinks, offload, RoPE mode) at a chunk boundary: the
+    // frames the new geometry shows are carried over, re-encoded in the new format.
+    Status                      reconfigure_cache(const KvCacheConfig & cache);
     const GenConfig &           config() const { return cfg_; }
     void                        reset();
 

@@ -24,7 +24,26 @@ Result<Tensor> load_context(const std::string & path) {
     return read_tensor(*info, DType::f32);
 }
 
+Result<KvCacheConfig> cache_config(const StreamSettings & s, const Backend & be) {
+    KvCacheConfig c;
+    c.window = s.window, c.sinks = s.sinks, c.chunk_frames = s.chunk_frames, c.steps = s.steps;
+    c.rope_mode = s.rope_mode == "absolute" ? RopeMode::absolute : RopeMode::window;
+    if (s.kv_format == "auto") {
+        c.format = be.act_dtype() == DType::bf16 ? KvFormat::bf16 : KvFormat::f32;
+    } else {
+        AVS_ASSIGN_OR_RETURN(c.format, kv_format_parse(s.kv_format));
+    }
+    c.offload = s.offload;
+    return c;
+}
+
 } // namespace
+
+void Stream::set_cache_stats(const KvCache & c) {
+    const KvMemory m = c.memory();
+    stats_.kv_format = kv_format_name(c.config().format), stats_.kv_bytes = m.store_bytes, stats_.kv_device_bytes = m.device_bytes;
+    stats_.offload = c.config().offload;
+}
 
 struct Stream::Model {
     StreamSettings           settings;  // what it was built from (same_model)
@@ -144,9 +163,7 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     GenConfig g;
     g.chunk_frames = s.chunk_frames, g.steps = s.steps, g.shift = 5.0;
     g.height_latent = H / 8, g.width_latent = W / 8;
-    g.cache.window = s.window, g.cache.sinks = s.sinks;
-    g.cache.rope_mode = s.rope_mode == "absolute" ? RopeMode::absolute : RopeMode::window;
-    g.cache.dtype = s.kv_dtype == "auto" ? be->act_dtype() : (s.kv_dtype == "bf16" ? DType::bf16 : DType::f32);
+    AVS_ASSIGN_OR_RETURN(g.cache, cache_config(s, *be));
     AVS_ASSIGN_OR_RETURN(auto gen, Generator::create(*dit, g));
 
     set_state("loading", "loading the " + s.decoder + " decoder", 0.6);
@@ -162,8 +179,8 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     {
         std::lock_guard<std::mutex> lock(m_);
         stats_.backend = be->name(), stats_.decoder = dec_name, stats_.model_name = mc.name;
-        stats_.kv_format = dtype_name(g.cache.dtype), stats_.kv_bytes = gen->cache().bytes();
         stats_.width = W, stats_.height = H;
+        set_cache_stats(gen->cache());
     }
     set_state("loading", "warming up", 0.8);
 
@@ -187,7 +204,9 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
         }
     };
     using clock = std::chrono::steady_clock;
-    auto last_end = clock::now();
+    auto           last_end = clock::now();
+    StreamSettings cur = s;
+    double         traffic = 0;
     while (!stop_) {
         // Pace: at most max_ahead frames generated (decoded or still in the decode pipeline) and not
         // yet popped; wake for new settings or stop.
@@ -195,14 +214,29 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
             std::unique_lock<std::mutex> lock(m_);
             const auto room = [&] { return promised_ - popped_ < int64_t(max_ahead); };
             cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return stop_ || wanted_gen_ != gen_at_start || room(); });
-            if (stop_ || wanted_gen_ != gen_at_start) break;
+            if (stop_) break;
+            if (wanted_gen_ != gen_at_start) {
+                if (!wanted_.same_except_cache(cur)) break;  // a new segment
+                // a live cache change at this chunk boundary
+                const StreamSettings w = wanted_;
+                gen_at_start = wanted_gen_;
+                lock.unlock();
+                AVS_ASSIGN_OR_RETURN(KvCacheConfig kc, cache_config(w, *be));
+                AVS_TRY(gen->reconfigure_cache(kc));
+                cur = w;
+                lock.lock();
+                ++stats_.cache_switches;
+                set_cache_stats(gen->cache());
+                const KvMemory km = gen->cache().memory();
+                traffic = km.h2d_bytes + km.d2h_bytes;
+            }
             if (!room()) {
                 lock.unlock();
                 drain();
                 continue;
             }
             // a stream's first latent gives 1 frame, every later one 4
-            promised_ += int64_t(s.chunk_frames) * kPixelFramesPerLatent - (gen->chunks_done() == 0 ? kPixelFramesPerLatent - 1 : 0);
+            promised_ += int64_t(cur.chunk_frames) * kPixelFramesPerLatent - (gen->chunks_done() == 0 ? kPixelFramesPerLatent - 1 : 0);
         }
         ChunkStats cs;
         AVS_TRY(gen->next_chunk(noise, none, &cs, true));
@@ -225,6 +259,10 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
         // audio for a chunk must exist before it is generated: its duration, then generation and decode
         stats_.latency_s = frames_per_chunk / kFps + (cs.total_ms + stats_.decode_ms) * 1e-3;
         stats_.vram_bytes = be->bytes_in_use();
+        const KvMemory km = gen->cache().memory();
+        const double   moved = km.h2d_bytes + km.d2h_bytes;
+        stats_.offload_gbps = wall > 0 ? (moved - traffic) / wall * 1e-9 : 0.0;
+        traffic = moved;
     }
     if (!stop_) AVS_TRY(pipe->flush());  // finish the segment's frames before rebuilding
     drain();

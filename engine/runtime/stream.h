@@ -7,6 +7,7 @@
 // cache and decoder state); the loaded model is kept unless the model settings changed.
 #pragma once
 
+#include "engine/cache/kv_cache.h"
 #include "engine/runtime/decode_pipeline.h"
 
 #include <atomic>
@@ -25,7 +26,8 @@ struct StreamSettings {
     std::string model, config = "tiny", vae;  // vae: decoder weights (empty: random with the seed)
     std::string backend = "auto";
     std::string decoder = "tiny";             // tiny | wan
-    std::string kv_dtype = "auto";            // auto | f32 | bf16
+    std::string kv_format = "auto";           // auto (f32 on cpu, bf16 on cuda) | f32 | bf16 | fp8 | int8 | int4 | nvfp4
+    bool        offload = false;              // KV cache in pinned host memory, prefetched per layer
     std::string rope_mode = "window";         // window (positions stay bounded forever) | absolute
     std::string context;                      // prompt embedding file (safetensors 'context'); empty: zero context
     int         window = 21, sinks = 0, steps = 4, chunk_frames = 3;
@@ -33,6 +35,13 @@ struct StreamSettings {
     uint64_t    seed = 0;
     double      max_ahead_s = 1.0;            // generate at most this far ahead of the consumer
 
+    // Cache settings (format, offload, window, sinks, RoPE mode) change live: the video goes on and
+    // the frames the new geometry shows are carried over. Anything else starts a new segment.
+    bool same_except_cache(const StreamSettings & o) const {
+        return model == o.model && config == o.config && vae == o.vae && backend == o.backend && decoder == o.decoder &&
+               context == o.context && steps == o.steps && chunk_frames == o.chunk_frames && height == o.height &&
+               width == o.width && seed == o.seed && max_ahead_s == o.max_ahead_s;
+    }
     bool same_model(const StreamSettings & o) const {
         // the seed picks random weights only when there is no checkpoint
         return model == o.model && config == o.config && backend == o.backend && (!model.empty() || seed == o.seed);
@@ -50,7 +59,11 @@ struct StreamStats {
     double              fps = 0;                      // pixel frames per second generated, over the last chunks
     double              realtime_factor = 0;          // generated video seconds per wall second (1 = real time)
     double              latency_s = 0;                // estimate: chunk duration + generation + decode of one chunk
-    uint64_t            vram_bytes = 0, kv_bytes = 0; // device bytes in use (DiT backend), KV cache bytes
+    uint64_t            vram_bytes = 0, kv_bytes = 0; // device bytes in use (DiT backend), KV cache bytes (its format)
+    uint64_t            kv_device_bytes = 0;          // of those on the device (offload: the staging buffers)
+    bool                offload = false;
+    double              offload_gbps = 0;             // host<->device KV traffic over the last chunk (GB/s of wall time)
+    int64_t             cache_switches = 0;           // live cache changes applied
     std::string         kv_format, backend, decoder, model_name;
     int                 width = 0, height = 0;
 };
@@ -77,6 +90,7 @@ private:
     void   run();
     Status run_segment(const StreamSettings & s, std::unique_ptr<Model> & model);
     void   set_state(const std::string & state, const std::string & msg, double progress);
+    void   set_cache_stats(const KvCache & c);  // m_ held
 
     mutable std::mutex      m_;
     std::condition_variable cv_;

@@ -28,11 +28,12 @@ struct Options {
     std::string decoder = "none", vae, dump_frames, trace;
     int         decode_in_flight = 2;
     bool        random_init = false;
+    bool        offload = false;
     uint64_t    seed = 0;
     int         height = 0, width = 0;  // pixels; 0 = the config's default
     int         chunks = 1, chunk_frames = 3, steps = 4, window = 21, sinks = 0;
     double      shift = 5.0;
-    std::string rope_mode = "absolute", cache_mode = "commit", kv_dtype = "auto", log_level = "info";
+    std::string rope_mode = "absolute", cache_mode = "commit", kv_format = "auto", log_level = "info";
 };
 
 double peak_rss_mib() {
@@ -107,7 +108,14 @@ int run(const Options & o) {
     g.cache.rope_mode        = o.rope_mode == "window" ? RopeMode::window : RopeMode::absolute;
     g.cache.mode             = o.cache_mode == "step" ? CacheMode::step : CacheMode::commit;
     // auto: the backend's activation dtype (f32 on the CPU twin, bf16 on CUDA)
-    g.cache.dtype            = o.kv_dtype == "auto" ? be->act_dtype() : (o.kv_dtype == "bf16" ? DType::bf16 : DType::f32);
+    if (o.kv_format == "auto") {
+        g.cache.format = be->act_dtype() == DType::bf16 ? KvFormat::bf16 : KvFormat::f32;
+    } else {
+        auto f = kv_format_parse(o.kv_format);
+        if (!f) return fail(f.status().with_context("--kv-format"));
+        g.cache.format = f.value();
+    }
+    g.cache.offload          = o.offload;
     g.cache.max_total_frames = int64_t(o.chunks) * o.chunk_frames;
     auto gen_r = Generator::create(*dit, g);
     if (!gen_r) return fail(gen_r.status().with_context("--window/--sinks/--chunk-frames/--steps/--height/--width"));
@@ -131,8 +139,11 @@ int run(const Options & o) {
     std::printf("run: %dx%d px (latent %dx%d), %d chunks x %d frames, %d steps (t = ", W, H, g.width_latent, g.height_latent,
                 o.chunks, o.chunk_frames, o.steps);
     for (size_t i = 0; i < gen.timesteps().size(); ++i) std::printf("%s%.2f", i ? ", " : "", gen.timesteps()[i]);
-    std::printf("), window %d, sinks %d, rope %s, cache %s %s (%.1f MiB)\n", o.window, o.sinks, o.rope_mode.c_str(),
-                o.cache_mode.c_str(), dtype_name(g.cache.dtype), double(gen.cache().bytes()) / 1048576.0);
+    const KvMemory km0 = gen.cache().memory();
+    std::printf("), window %d, sinks %d, rope %s, cache %s\n", o.window, o.sinks, o.rope_mode.c_str(), o.cache_mode.c_str());
+    std::printf("kv cache: %s, %.1f MiB (bf16 would be %.1f MiB), %s: %.1f MiB on the device%s\n", kv_format_name(g.cache.format),
+                double(km0.store_bytes) / 1048576.0, double(km0.bf16_bytes) / 1048576.0, o.offload ? "offloaded to pinned host memory" : "resident",
+                double(km0.device_bytes) / 1048576.0, o.offload ? " (two staging buffers)" : "");
 
     // ---- decoder: its own backend (a second stream), fed through the pipeline's hook ----
     std::unique_ptr<DecodePipeline> pipe;
@@ -225,6 +236,10 @@ int run(const Options & o) {
     std::sort(totals.begin(), totals.end());
     std::printf("summary: median chunk %.1f ms, backend peak %.1f MiB, process peak RSS %.1f MiB\n", totals[totals.size() / 2],
                 double(be->peak_bytes()) / 1048576.0, peak_rss_mib());
+    const KvMemory km = gen.cache().memory();
+    std::printf("kv memory: %s store %.1f MiB, device %.1f MiB (staging %.1f MiB), host %.1f MiB, moved H2D %.1f MiB D2H %.1f MiB\n",
+                kv_format_name(g.cache.format), double(km.store_bytes) / 1048576.0, double(km.device_bytes) / 1048576.0,
+                double(km.staging_bytes) / 1048576.0, double(km.host_bytes) / 1048576.0, km.h2d_bytes / 1048576.0, km.d2h_bytes / 1048576.0);
 
     if (!o.dump_latents.empty()) {
         std::map<std::string, std::string> meta = {{"chunks", std::to_string(o.chunks)},
@@ -263,8 +278,9 @@ int main(int argc, char ** argv) {
     app.add_option("--sinks", o.sinks, "sink frames kept forever")->check(CLI::Range(0, 1000));
     app.add_option("--rope-mode", o.rope_mode, "absolute | window")->check(CLI::IsMember({"absolute", "window"}));
     app.add_option("--cache-mode", o.cache_mode, "commit | step")->check(CLI::IsMember({"commit", "step"}));
-    app.add_option("--kv-dtype", o.kv_dtype, "KV cache storage: auto | f32 | bf16 (auto: f32 on cpu, bf16 on cuda)")
-        ->check(CLI::IsMember({"auto", "f32", "bf16"}));
+    app.add_option("--kv-format", o.kv_format, "KV cache format: auto | f32 | bf16 | fp8 | int8 | int4 | nvfp4 (auto: f32 on cpu, bf16 on cuda)")
+        ->check(CLI::IsMember({"auto", "f32", "bf16", "fp8", "int8", "int4", "nvfp4"}));
+    app.add_flag("--offload", o.offload, "keep the KV cache in pinned host memory, prefetched layer by layer");
     app.add_option("--noise", o.noise, "safetensors with 'noise' [chunks, steps, 16, chunk_frames, h, w]")->check(CLI::ExistingFile);
     app.add_option("--dump-latents", o.dump_latents, "write 'latents' [16, frames, h, w] to this safetensors file");
     app.add_option("--decoder", o.decoder, "decode latents to pixels: none | tiny (TAEHV) | wan (Wan2.1 VAE)")

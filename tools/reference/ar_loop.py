@@ -17,13 +17,20 @@ Two cache implementations: RingKVCache (fixed-capacity ring of S + W frame slots
 NaiveKVCache (a dict keyed by (cache, layer, frame), visible set recomputed from scratch). They must
 agree; make_goldens.py checks this for every golden.
 
+Audio-conditioned models (config conditioning "audio"): call model.set_audio(latent_mel_windows(...))
+before generate(); forward_chunk takes each chunk's audio tokens by absolute frame index (the view's
+frame0). The CLI does this with --audio (a 16 kHz mono WAV, or a safetensors file holding `audio`
+samples or `mel_windows`).
+
 CLI: see --help. Writes a safetensors file with `latents` [C_out, chunks*C, h, w].
 """
 
 import argparse
 import os
 import sys
+import wave
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +47,59 @@ def sampler_timesteps(steps, shift):
         sigma = 1.0 - s / steps
         out.append(1000.0 * shift * sigma / (1.0 + (shift - 1.0) * sigma))
     return out
+
+
+def latent_mel_windows(logmel, n_latents, window=32, log_floor=1e-10):
+    """Audio windows of latent frames 0..n_latents-1 (engine/audio/log_mel.h latent_audio_window):
+    logmel [frames, mels] from log_mel_ref.log_mel of the stream from its first sample ->
+    [n_latents, window, mels] float32. Latent L takes the `window` mel frames ending at audio_end(L) =
+    (4L+1)/16 s; frames before the stream start are ln(log_floor) (what digital silence gives)."""
+    import log_mel_ref
+
+    logmel = np.asarray(logmel)
+    pad = np.log(float(np.float32(log_floor)))
+    out = np.full((n_latents, window, logmel.shape[1]), pad, dtype=np.float64)
+    for L in range(n_latents):
+        first, end, pad_front, _ = log_mel_ref.latent_audio_window(L, window)
+        if end > logmel.shape[0]:
+            raise ValueError("latent %d needs mel frames up to %d, only %d computed" % (L, end, logmel.shape[0]))
+        out[L, pad_front:] = logmel[first:end]
+    return torch.from_numpy(out.astype(np.float32))
+
+
+def samples_for_latents(n_latents, sample_rate=16000, fps=16):
+    """Audio samples needed to condition latents 0..n_latents-1: audio_end(n_latents - 1)."""
+    return (4 * (n_latents - 1) + 1) * sample_rate // fps
+
+
+def read_wav(path):
+    """16-bit PCM WAV -> float32 mono samples in [-1, 1] and the sample rate (stdlib only)."""
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError("%s: only 16-bit PCM WAV is supported" % path)
+        ch, sr, n = w.getnchannels(), w.getframerate(), w.getnframes()
+        a = np.frombuffer(w.readframes(n), dtype="<i2").astype(np.float32) / 32768.0
+    return a.reshape(-1, ch).mean(axis=1), sr
+
+
+def load_audio_windows(path, n_latents, window=32):
+    """--audio: a 16 kHz WAV, or safetensors with `mel_windows` [F, window, mels] or `audio` [N] samples.
+    Audio shorter than needed is padded with digital silence."""
+    import log_mel_ref
+
+    if path.endswith(".safetensors"):
+        t, _ = st_io.load(path)
+        if "mel_windows" in t:
+            return t["mel_windows"].float()[:n_latents]
+        a = t["audio"].double().numpy().reshape(-1)
+    else:
+        a, sr = read_wav(path)
+        if sr != 16000:
+            raise ValueError("%s: sample rate %d, expected 16000" % (path, sr))
+    need = samples_for_latents(n_latents)
+    if len(a) < need:
+        a = np.concatenate([a, np.zeros(need - len(a), dtype=a.dtype)])
+    return latent_mel_windows(log_mel_ref.log_mel(a[:need]), n_latents, window)
 
 
 def visible_frames(f_end, sinks, window):
@@ -192,7 +252,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", required=True, help="safetensors checkpoint (official, diffusers or model./generator. names)")
     ap.add_argument("--config", required=True, help="config JSON file or preset name (tiny, wan2.1-t2v-1.3b)")
-    ap.add_argument("--context", required=True, help="safetensors file with `context` [L, text_dim]")
+    ap.add_argument("--context", help="safetensors file with `context` [L, text_dim] (text models)")
+    ap.add_argument("--audio", help="audio models: 16 kHz mono WAV, or safetensors with `audio` [N] or "
+                                    "`mel_windows` [F, window, mels]")
     ap.add_argument("--noise", required=True, help="safetensors file with `noise` [chunks, steps, C, F, h, w]")
     ap.add_argument("--chunk-frames", type=int, default=3)
     ap.add_argument("--steps", type=int, default=4)
@@ -215,10 +277,18 @@ def main(argv=None):
     cfg = Config.load(a.config)
     sd, _ = st_io.load(a.weights)
     model = CausalWanDiT(cfg, sd, device=a.device, dtype=dtype)
-    ctx, _ = st_io.load(a.context)
-    model.set_context(ctx["context"])
     nz, _ = st_io.load(a.noise)
     noise = nz["noise"]
+    if cfg.conditioning == "audio":
+        if not a.audio:
+            ap.error("an audio-conditioned config needs --audio")
+        n_lat = (noise.shape[0] if a.chunks is None else a.chunks) * a.chunk_frames
+        model.set_audio(load_audio_windows(a.audio, n_lat, cfg.audio_window))
+    else:
+        if not a.context:
+            ap.error("a text-conditioned config needs --context")
+        ctx, _ = st_io.load(a.context)
+        model.set_context(ctx["context"])
     lat = generate(model, noise, a.chunk_frames, a.steps, a.shift, a.window, a.sinks, a.rope_mode, a.cache_mode,
                    a.cache_impl, chunks=a.chunks)
     n_chunks = noise.shape[0] if a.chunks is None else a.chunks

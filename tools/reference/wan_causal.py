@@ -54,6 +54,10 @@ PRESETS = {"tiny": TINY, "wan2.1-t2v-1.3b": WAN21_T2V_1_3B}
 class Config:
     FIELDS = ("dim", "ffn_dim", "heads", "layers", "in_channels", "out_channels", "patch_size", "text_dim",
               "text_len", "freq_dim", "eps")
+    # conditioning "audio" (the embedded default avatar model, issue 7): cross-attention K/V come from
+    # per-latent-frame audio tokens instead of the text context; see tools/train/README.md.
+    AUDIO_FIELDS = ("conditioning", "audio_mels", "audio_window", "audio_tokens")
+    AUDIO_DEFAULTS = {"audio_mels": 80, "audio_window": 32, "audio_tokens": 4}
 
     def __init__(self, d):
         d = dict(d)
@@ -94,13 +98,32 @@ class Config:
             raise ValueError("temporal patch size must be 1")
         if self.freq_dim % 2:
             raise ValueError("freq_dim must be even")
+        self.conditioning = str(d.get("conditioning", "text"))
+        if self.conditioning not in ("text", "audio"):
+            raise ValueError("conditioning must be 'text' or 'audio' (got %r)" % self.conditioning)
+        for k, v in self.AUDIO_DEFAULTS.items():
+            setattr(self, k, int(d.get(k, v)))
+        if self.conditioning == "audio":
+            if min(self.audio_mels, self.audio_window, self.audio_tokens) <= 0:
+                raise ValueError("audio_mels, audio_window and audio_tokens must be > 0")
+            if self.audio_window % self.audio_tokens:
+                raise ValueError("audio_window (%d) must be divisible by audio_tokens (%d)" %
+                                 (self.audio_window, self.audio_tokens))
 
     @property
     def head_dim(self):
         return self.dim // self.heads
 
+    @property
+    def audio_features(self):
+        """Features per audio token: (audio_window / audio_tokens) mel frames x audio_mels."""
+        return (self.audio_window // self.audio_tokens) * self.audio_mels
+
     def to_dict(self):
-        return {k: getattr(self, k) for k in self.FIELDS}
+        d = {k: getattr(self, k) for k in self.FIELDS}
+        if self.conditioning == "audio":
+            d.update({k: getattr(self, k) for k in self.AUDIO_FIELDS})
+        return d
 
     @staticmethod
     def load(spec):
@@ -206,16 +229,30 @@ def normalize_state_dict(sd):
 
 
 def expected_shapes(cfg):
-    """Official Wan2.1 T2V key -> shape for `cfg`."""
+    """Official Wan2.1 T2V key -> shape for `cfg` (audio mode: `audio_embedding.*` instead of
+    `text_embedding.*`, everything else unchanged)."""
     d, fd, td = cfg.dim, cfg.ffn_dim, cfg.text_dim
     pt, ph, pw = cfg.patch_size
     s = {
         "patch_embedding.weight": [d, cfg.in_channels, pt, ph, pw],
         "patch_embedding.bias": [d],
-        "text_embedding.0.weight": [d, td],
-        "text_embedding.0.bias": [d],
-        "text_embedding.2.weight": [d, d],
-        "text_embedding.2.bias": [d],
+    }
+    if getattr(cfg, "conditioning", "text") == "audio":
+        s.update({
+            "audio_embedding.0.weight": [d, cfg.audio_features],
+            "audio_embedding.0.bias": [d],
+            "audio_embedding.2.weight": [d, d],
+            "audio_embedding.2.bias": [d],
+            "audio_embedding.pos": [cfg.audio_tokens, d],
+        })
+    else:
+        s.update({
+            "text_embedding.0.weight": [d, td],
+            "text_embedding.0.bias": [d],
+            "text_embedding.2.weight": [d, d],
+            "text_embedding.2.bias": [d],
+        })
+    s.update({
         "time_embedding.0.weight": [d, cfg.freq_dim],
         "time_embedding.0.bias": [d],
         "time_embedding.2.weight": [d, d],
@@ -225,7 +262,7 @@ def expected_shapes(cfg):
         "head.modulation": [1, 2, d],
         "head.head.weight": [pt * ph * pw * cfg.out_channels, d],
         "head.head.bias": [pt * ph * pw * cfg.out_channels],
-    }
+    })
     for i in range(cfg.layers):
         b = "blocks.%d." % i
         s[b + "modulation"] = [1, 6, d]
@@ -353,6 +390,9 @@ class CausalWanDiT:
         self.W = W
         self.ctx_kv = None
         self.text_emb = None
+        self.audio_kv = None     # audio mode: per layer (k, v) [F_total, audio_tokens, H, d]
+        self.audio_emb = None    # audio mode: [F_total, audio_tokens, dim]
+        self.audio_frame0 = 0    # absolute latent frame index of row 0 of audio_kv
 
     # --- conditioning ---
 
@@ -374,6 +414,40 @@ class CausalWanDiT:
             k = rms_norm(linear(h, W, b + "k"), W[b + "norm_k.weight"], cfg.eps).reshape(-1, H, d)
             v = linear(h, W, b + "v").reshape(-1, H, d)
             self.ctx_kv.append((k, v))
+        return h
+
+    def audio_tokens(self, mel_windows):
+        """mel_windows [F, audio_window, audio_mels] natural-log mel (log_mel_ref.py) -> audio tokens
+        [F, audio_tokens, dim]:  x = (logmel + 5) / 5;  group g = frames [g*w/A, (g+1)*w/A) flattened in
+        (frame, mel) order;  audio_embedding.2(GELU_tanh(audio_embedding.0(group))) + audio_embedding.pos[g]."""
+        cfg, W = self.cfg, self.W
+        if cfg.conditioning != "audio":
+            raise RuntimeError("audio_tokens() needs a model with conditioning 'audio'")
+        m = torch.as_tensor(mel_windows).to(self.device, self.dtype)
+        if m.dim() != 3 or m.shape[1] != cfg.audio_window or m.shape[2] != cfg.audio_mels:
+            raise ValueError("mel windows must be [F, %d, %d], got %s" % (cfg.audio_window, cfg.audio_mels,
+                                                                          list(m.shape)))
+        x = ((m + 5.0) / 5.0).reshape(m.shape[0], cfg.audio_tokens, cfg.audio_features)
+        h = linear(gelu_tanh(linear(x, W, "audio_embedding.0")), W, "audio_embedding.2")
+        return h + W["audio_embedding.pos"][None]
+
+    def set_audio(self, mel_windows, frame0=0):
+        """Audio conditioning for latent frames frame0 .. frame0 + F - 1: mel_windows [F, audio_window,
+        audio_mels] (row i = the window of latent frame frame0 + i, see ar_loop.latent_mel_windows).
+        Computes the audio tokens and every layer's cross-attention K/V once; the queries of latent frame
+        f attend only to the audio_tokens tokens of frame f."""
+        cfg, W = self.cfg, self.W
+        h = self.audio_tokens(mel_windows)
+        n, A = h.shape[0], h.shape[1]
+        H, d = cfg.heads, cfg.head_dim
+        self.audio_emb = h
+        self.audio_frame0 = int(frame0)
+        self.audio_kv = []
+        for i in range(cfg.layers):
+            b = "blocks.%d.cross_attn." % i
+            k = rms_norm(linear(h, W, b + "k"), W[b + "norm_k.weight"], cfg.eps).reshape(n, A, H, d)
+            v = linear(h, W, b + "v").reshape(n, A, H, d)
+            self.audio_kv.append((k, v))
         return h
 
     def time_embedding(self, t):
@@ -407,9 +481,10 @@ class CausalWanDiT:
 
     # --- transformer ---
 
-    def _block(self, i, x, e0, self_attn_fn):
+    def _block(self, i, x, e0, self_attn_fn, frames=None):
         """x [F, T, dim] residual stream, e0 [F, 6, dim]; self_attn_fn(layer, q, k, v) -> [F, T, H, d]
-        where q, k are after RMSNorm and before RoPE."""
+        where q, k are after RMSNorm and before RoPE. frames: absolute latent frame indices of the F
+        frames (audio mode: which frame's audio tokens each frame's queries see)."""
         cfg, W = self.cfg, self.W
         b = "blocks.%d." % i
         n, T, D = x.shape
@@ -427,21 +502,40 @@ class CausalWanDiT:
 
         a = b + "cross_attn."
         y = layer_norm(x, cfg.eps, W[b + "norm3.weight"], W[b + "norm3.bias"])
-        q = rms_norm(linear(y, W, a + "q"), W[a + "norm_q.weight"], cfg.eps).reshape(n * T, H, d)
-        ck, cv = self.ctx_kv[i]
-        o = attention(q, ck, cv).reshape(n, T, D)
+        if cfg.conditioning == "audio":
+            q = rms_norm(linear(y, W, a + "q"), W[a + "norm_q.weight"], cfg.eps).reshape(n, T, H, d)
+            ak, av = self.audio_kv[i]
+            rows = torch.as_tensor([f - self.audio_frame0 for f in frames], dtype=torch.long, device=self.device)
+            ck, cv = ak.index_select(0, rows), av.index_select(0, rows)        # [F, A, H, d]
+            s = torch.einsum("fthd,fahd->fhta", q, ck) * (1.0 / math.sqrt(d))
+            o = torch.einsum("fhta,fahd->fthd", torch.softmax(s, dim=-1), cv).reshape(n, T, D)
+        else:
+            q = rms_norm(linear(y, W, a + "q"), W[a + "norm_q.weight"], cfg.eps).reshape(n * T, H, d)
+            ck, cv = self.ctx_kv[i]
+            o = attention(q, ck, cv).reshape(n, T, D)
         x = x + linear(o, W, a + "o")
 
         y = layer_norm(x, cfg.eps) * (1 + c_scale) + c_shift
         y = linear(gelu_tanh(linear(y, W, b + "ffn.0")), W, b + "ffn.2")
         return x + y * c_gate
 
-    def _run(self, x, t, self_attn_fn, taps=None):
-        if self.ctx_kv is None:
-            raise RuntimeError("set_context() first")
+    def _run(self, x, t, self_attn_fn, taps=None, frame0=None):
         cfg, W = self.cfg, self.W
         x = torch.as_tensor(x).to(self.device, self.dtype)
         n = x.shape[1]
+        frames = None
+        if cfg.conditioning == "audio":
+            if self.audio_kv is None:
+                raise RuntimeError("set_audio() first")
+            if frame0 is None:
+                raise ValueError("audio mode needs the chunk's absolute frame index (frame0)")
+            frames = list(range(int(frame0), int(frame0) + n))
+            have = self.audio_kv[0][0].shape[0]
+            if frames[0] < self.audio_frame0 or frames[-1] >= self.audio_frame0 + have:
+                raise ValueError("frames %d..%d have no audio (set_audio covers %d..%d)" %
+                                 (frames[0], frames[-1], self.audio_frame0, self.audio_frame0 + have - 1))
+        elif self.ctx_kv is None:
+            raise RuntimeError("set_context() first")
         t = [float(v) for v in t]
         if len(t) != n:
             raise ValueError("%d timesteps for %d frames" % (len(t), n))
@@ -451,9 +545,9 @@ class CausalWanDiT:
         h = self.patch_embed(x)
         if taps is not None:
             taps["e"], taps["e0"], taps["tokens_in"] = e, e0, h.reshape(-1, cfg.dim)
-            taps["text_emb"] = self.text_emb
+            taps["text_emb"] = self.text_emb if cfg.conditioning == "text" else self.audio_emb
         for i in range(cfg.layers):
-            h = self._block(i, h, e0, lambda li, q, k, v: self_attn_fn(li, q, k, v, hp, wp))
+            h = self._block(i, h, e0, lambda li, q, k, v: self_attn_fn(li, q, k, v, hp, wp), frames)
             if taps is not None:
                 taps["block%d_out" % i] = h.reshape(-1, cfg.dim)
         mod = W["head.modulation"] + e[:, None, :]                         # [F, 2, dim]
@@ -461,11 +555,14 @@ class CausalWanDiT:
         u = linear(layer_norm(h, cfg.eps) * (1 + scale) + shift, W, "head.head")
         return self.unpatchify(u, n, hp, wp)
 
-    def forward_chunk(self, x, t, kv, taps=None):
+    def forward_chunk(self, x, t, kv, taps=None, frame0=None):
         """One chunk x [C_in, F, h, w] with per-frame timesteps t[F] against a KV cache view `kv`
         (see ar_loop.py). kv.update_and_gather(layer, k, v) stores this chunk's pre-RoPE K/V and returns
         (k_vis [N, T, H, d], v_vis, key_frame_pos [N], query_frame_pos [F]). Returns the velocity
-        [C_out, F, h, w]."""
+        [C_out, F, h, w]. Audio mode: the chunk's first absolute frame index is `frame0`, or the view's
+        `frame0` attribute (ar_loop's views have one)."""
+        if frame0 is None:
+            frame0 = getattr(kv, "frame0", None)
 
         def sa(li, q, k, v, hp, wp):
             kvis, vvis, kpos, qpos = kv.update_and_gather(li, k, v)
@@ -475,13 +572,14 @@ class CausalWanDiT:
             o = attention(qr.reshape(-1, H, d), kr.reshape(-1, H, d), vvis.reshape(-1, H, d))
             return o.reshape(q.shape)
 
-        return self._run(x, t, sa, taps)
+        return self._run(x, t, sa, taps, frame0)
 
-    def forward_full(self, x, t, chunk_frames, sinks=0, window=None, taps=None):
+    def forward_full(self, x, t, chunk_frames, sinks=0, window=None, taps=None, frame0=0):
         """All frames at once, x [C_in, F_total, h, w], t[F_total], absolute temporal RoPE positions
         0..F_total-1. Block-causal mask: a query frame in chunk b sees the key frames of chunks <= b.
         With `window` (and `sinks`) given, it sees only the frames visible while chunk b was generated:
-        f < min(sinks, e) or max(sinks, e - window) <= f < e, where e = (b+1)*chunk_frames."""
+        f < min(sinks, e) or max(sinks, e - window) <= f < e, where e = (b+1)*chunk_frames.
+        Audio mode: frame i takes the audio tokens of absolute frame frame0 + i."""
         n = x.shape[1]
         fr = torch.arange(n, device=self.device)
         end = (fr // chunk_frames + 1) * chunk_frames                    # per query frame
@@ -501,7 +599,7 @@ class CausalWanDiT:
             o = attention(qr.reshape(-1, H, d), kr.reshape(-1, H, d), v.reshape(-1, H, d), mask)
             return o.reshape(q.shape)
 
-        return self._run(x, t, sa, taps)
+        return self._run(x, t, sa, taps, frame0)
 
 
 def load_model(weights_path, config, device="cpu", dtype=torch.float32):

@@ -28,6 +28,7 @@ public:
 
     Result<Tensor> alloc_host(DType dtype, const Shape & shape) override { return alloc(dtype, shape); }
     Status copy_to_host_async(const Tensor & host_dst, const Tensor & src) override { return copy(host_dst, src); }
+    Status copy_from_host_async(const Tensor & dst, const Tensor & host_src) override { return copy(dst, host_src); }
     Result<std::shared_ptr<BackendEvent>> record_event() override;
     Status         wait_event(const BackendEvent &) override { return {}; }  // every op has completed on return
     Status         sync_event(const BackendEvent &) override { return {}; }
@@ -49,10 +50,12 @@ public:
     Status unpatchify(const Tensor & x, const Tensor & u, int ph, int pw) override;
     Status rope(const Tensor & x, const RopeLayout & layout, const std::vector<int64_t> & frame_positions) override;
 
-    Status kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0,
-                    const Tensor & k, const Tensor & v) override;
-    Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & k_store, const Tensor & v_store,
-                          const RingView & ring, const RopeLayout & layout, float scale) override;
+    Status kv_write(const Tensor & store, const KvLayout & layout, const RingView & ring, int64_t frame0, const Tensor & k,
+                    const Tensor & v) override;
+    Status kv_read(const Tensor & k, const Tensor & v, const Tensor & store, const KvLayout & layout, int64_t slot) override;
+    Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & store, const KvLayout & layout,
+                          const RingView & ring, const Tensor & tail_k, const Tensor & tail_v, const RopeLayout & rope,
+                          float scale) override;
     Status attention(const Tensor & out, const Tensor & q, const Tensor & k, const Tensor & v, float scale,
                      int64_t q_block, int64_t k_block) override;
 

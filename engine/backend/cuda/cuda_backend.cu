@@ -217,6 +217,13 @@ public:
         return {};
     }
 
+    Status copy_from_host_async(const Tensor & dst, const Tensor & src) override {
+        if (dst.dtype() != src.dtype() || dst.numel() != src.numel() || !dst.is_contiguous() || !src.is_contiguous())
+            return make_error(ErrorCode::shape, "copy_from_host_async: %s -> %s", src.str().c_str(), dst.str().c_str());
+        AVS_CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), cudaMemcpyHostToDevice, stream_));
+        return {};
+    }
+
     Result<std::shared_ptr<BackendEvent>> record_event() override {
         auto e = std::make_shared<CudaEvent>();
         AVS_CUDA_CHECK(cudaEventCreate(&e->ev));  // timing enabled: spans for traces
@@ -331,20 +338,42 @@ public:
         return launched(kernels::rope(x.raw(), x.dtype(), x.dim(0), int(x.dim(1)), int(x.dim(2)), layout, fp, stream_), "rope");
     }
 
-    Status kv_write(const Tensor & k_store, const Tensor & v_store, const RingView & ring, int64_t frame0, const Tensor & k,
+    Status kv_write(const Tensor & store, const KvLayout & L, const RingView & ring, int64_t frame0, const Tensor & k,
                     const Tensor & v) override {
-        const int64_t per_frame = int64_t(ring.tokens_per_frame) * k.dim(1) * k.dim(2);
-        return launched(kernels::kv_write(k_store.raw(), v_store.raw(), k_store.dtype(), ring, frame0, k.raw(), v.raw(), k.dtype(),
-                                          k.numel() / per_frame, k.dim(1), k.dim(2), stream_),
+        const int64_t frames = L.elems() > 0 ? k.numel() / L.elems() : 0;
+        if (k.numel() != frames * L.elems() || v.numel() != k.numel() || v.dtype() != k.dtype() ||
+            store.nbytes() != uint64_t(ring.capacity() * L.slot_bytes))
+            return make_error(ErrorCode::shape, "kv_write: k %s v %s do not fit store %s (%s, %lld bytes per slot)", k.str().c_str(),
+                              v.str().c_str(), store.str().c_str(), kv_format_name(L.fmt), (long long) L.slot_bytes);
+        return launched(kernels::kv_write(store.data<uint8_t>(), L, ring, frame0, k.raw(), v.raw(), k.dtype(), frames, stream_),
                         "kv_write");
     }
-    Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & k_store, const Tensor & v_store,
-                          const RingView & ring, const RopeLayout & layout, float scale) override {
+    Status kv_read(const Tensor & k, const Tensor & v, const Tensor & store, const KvLayout & L, int64_t slot) override {
+        if (k.numel() != L.elems() || v.numel() != L.elems() || k.dtype() != v.dtype() || slot < 0 ||
+            uint64_t((slot + 1) * L.slot_bytes) > store.nbytes())
+            return make_error(ErrorCode::shape, "kv_read: slot %lld of store %s into %s", (long long) slot, store.str().c_str(),
+                              k.str().c_str());
+        return launched(kernels::kv_read(k.raw(), v.raw(), k.dtype(), store.data<uint8_t>(), L, slot, stream_), "kv_read");
+    }
+    Status attention_ring(const Tensor & out, const Tensor & q, const Tensor & store, const KvLayout & L, const RingView & ring,
+                          const Tensor & tail_k, const Tensor & tail_v, const RopeLayout & layout, float scale) override {
+        kernels::AttnKeys keys;
+        keys.store = store.data<uint8_t>(), keys.layout = L;
+        keys.nk = ring.visible_tokens(), keys.ring = true, keys.view = ring, keys.rope = layout;
+        if (tail_k.defined()) {
+            keys.tail_k = tail_k.raw(), keys.tail_v = tail_v.raw(), keys.tail_dtype = tail_k.dtype();
+            keys.tail_frames = int32_t(tail_k.dim(0) / ring.tokens_per_frame);
+            if (tail_k.numel() != int64_t(keys.tail_frames) * ring.tokens_per_frame * q.dim(1) * q.dim(2) ||
+                tail_v.numel() != tail_k.numel() || tail_v.dtype() != tail_k.dtype() || keys.tail_frames > ring.visible_frames())
+                return make_error(ErrorCode::shape, "attention_ring: tail k %s v %s for q %s", tail_k.str().c_str(), tail_v.str().c_str(),
+                                  q.str().c_str());
+        }
+        if (!kernels::attention_ring_supported(q.dtype(), keys, int(q.dim(2))))
+            return make_error(ErrorCode::unsupported, "attention over a %s KV cache on CUDA needs bf16 activations and head_dim 64 or 128 "
+                              "(got %s, head_dim %lld)", kv_format_name(L.fmt), dtype_name(q.dtype()), (long long) q.dim(2));
         AVS_ASSIGN_OR_RETURN(Tensor tab, alloc(DType::f32, Shape{kernels::attention_rope_table_floats(ring, layout)}));
         AVS_TRY(launched(kernels::attention_rope_tables(tab.data<float>(), ring, layout, stream_), "attention_rope_tables"));
-        kernels::AttnKeys keys;
-        keys.k = k_store.raw(), keys.v = v_store.raw(), keys.dtype = k_store.dtype();
-        keys.nk = ring.visible_tokens(), keys.ring = true, keys.view = ring, keys.rope = layout, keys.rope_tab = tab.data<float>();
+        keys.rope_tab = tab.data<float>();
         Tensor split_scratch;  // split-KV partials when the grid would leave SMs idle (pool-cached)
         keys.nsplit = kernels::attention_splits(q.dtype(), q.dim(0), int(q.dim(1)), int(q.dim(2)), keys);
         if (keys.nsplit > 1) {
