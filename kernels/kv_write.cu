@@ -7,6 +7,8 @@
 namespace avs::kernels {
 namespace {
 
+__device__ __forceinline__ int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
+
 // What one launch encodes: frame f of the chunk (blockIdx.z / 2), K (even) or V (odd).
 struct Src {
     const void * k;
@@ -63,7 +65,7 @@ __global__ void block8_kernel(uint8_t * store, KvLayout L, RingView ring, int64_
     const bool    is_v = blockIdx.z % 2 == 1;
     const bool    int8_keys = L.fmt == KvFormat::int8 && !is_v;
     uint8_t *     slot = slot_of(store, L, ring, frame0, f);
-    const int64_t t0 = b * kKvBlockTokens, nt = min<int64_t>(kKvBlockTokens, L.tokens - t0), D = L.head_dim;
+    const int64_t t0 = b * kKvBlockTokens, nt = imin64(kKvBlockTokens, L.tokens - t0), D = L.head_dim;
     const float * mean = int8_keys ? reinterpret_cast<const float *>(slot + L.k_meta) + int64_t(L.blocks()) * L.heads + h * D : nullptr;
     float         amax = 0.0f;
     for (int64_t e = threadIdx.x; e < nt * D; e += blockDim.x) {
@@ -91,7 +93,7 @@ __global__ void kivi_keys_kernel(uint8_t * store, KvLayout L, RingView ring, int
     const int64_t f = id / per_frame, r = id % per_frame;
     const int64_t g = r / (L.heads * pairs), h = (r / pairs) % L.heads, d0 = 2 * (r % pairs);
     uint8_t *     slot = slot_of(store, L, ring, frame0, f);
-    const int64_t t0 = g * kKiviGroupK, t1 = min<int64_t>(L.tokens, t0 + kKiviGroupK);
+    const int64_t t0 = g * kKiviGroupK, t1 = imin64(L.tokens, t0 + kKiviGroupK);
     float         sc[2], lo[2];
     for (int c = 0; c < 2; ++c) {
         float mn = INFINITY, mx = -INFINITY;

@@ -1,10 +1,11 @@
-// The CUDA backend against the CPU twin: ring attention (wrap-around, sinks, both RoPE modes, bf16 and
-// f32 stores), block-causal attention, a whole tiny-config rollout, and a 1.3B real-dims forward.
+// The CUDA backend against the CPU twin: ring attention (wrap-around, sinks, both RoPE modes, every
+// KV format, a bf16 tail), the quantizing kv_write, KV offload, block-causal attention, a whole tiny-config rollout, and a 1.3B real-dims forward.
 #include <catch2/catch.hpp>
 
 #include "dit_fixture.h"
 #include "cuda_test_util.h"
 #include "engine/backend/cuda/cuda_device.h"
+#include "engine/cache/kv_format.h"
 #include "engine/runtime/generator.h"
 
 #include <chrono>
@@ -47,38 +48,93 @@ TEST_CASE("linear (cuBLAS GEMM with the bias pre-filled) matches the CPU twin in
     }
 }
 
-TEST_CASE("ring attention kernel matches the CPU twin for wrapped rings with sinks in both RoPE modes", "[cuda][attention]") {
+TEST_CASE("ring attention kernel matches the CPU twin for every KV format on wrapped rings with sinks and a bf16 tail",
+          "[cuda][attention]") {
     auto       gpu = cuda_backend();
     CpuBackend cpu;
-    const int  H = 3, gh = 3, gw = 5, tpf = gh * gw, chunk = 3;
-    // bf16 stores take the tensor-core path, which splits these small grids over the frames (split-KV)
+    const int  H = 3, gh = 5, gw = 20, tpf = gh * gw, chunk = 3;  // 100 tokens: one full and one partial 64-key tile
+    // bf16 and quantized stores take the tensor-core path, which splits these small grids over the frames (split-KV)
     for (int D : {64, 128})
-    for (DType store : {DType::f32, DType::bf16}) {
+    for (KvFormat fmt : kv_formats()) {
         const RopeLayout rope = make_rope_layout(D, gh, gw);
+        const KvLayout   L = KvLayout::make(fmt, tpf, H, D);
         for (RopeMode mode : {RopeMode::absolute, RopeMode::window}) {
             for (auto [sinks, window] : {std::pair{0, 3}, std::pair{1, 7}, std::pair{2, 5}}) {
                 const int64_t end = 6 * chunk + 1000 * chunk * (mode == RopeMode::absolute);  // absolute: positions > 1024
                 RingView view{sinks, window, tpf, end, mode};
                 const int64_t slots = sinks + window;
-                Tensor ks = test::randn(Shape{slots, tpf, H, D}, 11), vs = test::randn(Shape{slots, tpf, H, D}, 12);
-                Tensor q  = test::randn(Shape{chunk * tpf, H, D}, 13);
-                // CPU twin on the same (store-rounded) values
-                Tensor ks_c = Tensor::host(store, ks.shape()), vs_c = Tensor::host(store, vs.shape());
-                REQUIRE(cpu.upload(ks_c, ks).ok());
-                REQUIRE(cpu.upload(vs_c, vs).ok());
+                // the store, encoded by the CPU twin (the CUDA kv_write is checked against it separately)
+                Tensor store = Tensor::host(DType::u8, Shape{slots, L.slot_bytes});
+                for (int32_t l = 0; l < view.visible_frames() - chunk; ++l) {
+                    Tensor k = test::randn(Shape{tpf, H, D}, 100 + uint64_t(l)), v = test::randn(Shape{tpf, H, D}, 200 + uint64_t(l));
+                    for (int64_t i = 0; i < k.numel(); ++i) k.data<float>()[i] += (i % D == 5 ? 6.0f : 0.3f * float(i % 7));  // channel offsets
+                    REQUIRE(cpu.kv_write(store, L, view, view.frame_of_logical(l), k, v).ok());
+                }
+                Tensor tk = Tensor::host(DType::f32, Shape{chunk * tpf, H, D}), tv = Tensor::host(DType::f32, tk.shape());
+                REQUIRE(cpu.upload(tk, to_host(*gpu, to_device(*gpu, test::randn(tk.shape(), 14), DType::bf16))).ok());
+                REQUIRE(cpu.upload(tv, to_host(*gpu, to_device(*gpu, test::randn(tv.shape(), 15), DType::bf16))).ok());
+                Tensor q    = test::randn(Shape{chunk * tpf, H, D}, 13);
                 Tensor want = Tensor::host(DType::f32, q.shape());
-                REQUIRE(cpu.attention_ring(want, q, ks_c, vs_c, view, rope, 0.125f).ok());
+                REQUIRE(cpu.attention_ring(want, q, store, L, view, tk, tv, rope, 0.125f).ok());
 
-                Tensor qd = to_device(*gpu, q, DType::bf16), kd = to_device(*gpu, ks, store), vd = to_device(*gpu, vs, store);
+                Tensor sd = gpu->alloc(DType::u8, store.shape()).value();
+                REQUIRE(gpu->copy_from_host_async(sd, store).ok());
+                Tensor qd = to_device(*gpu, q, DType::bf16), tkd = to_device(*gpu, tk, DType::bf16), tvd = to_device(*gpu, tv, DType::bf16);
                 Tensor od = gpu->alloc(DType::bf16, q.shape()).value();
-                REQUIRE(gpu->attention_ring(od, qd, kd, vd, view, rope, 0.125f).ok());
+                REQUIRE(gpu->attention_ring(od, qd, sd, L, view, tkd, tvd, rope, 0.125f).ok());
                 const double e = test::rel_err(to_host(*gpu, od), want);
-                INFO("D " << D << " store " << dtype_name(store) << " mode " << rope_mode_name(mode) << " sinks " << sinks << " window " << window
-                              << " rel err " << e);
-                REQUIRE(e < 2e-2);  // bf16 queries and output
+                INFO("D " << D << " format " << kv_format_name(fmt) << " mode " << rope_mode_name(mode) << " sinks " << sinks
+                          << " window " << window << " rel err " << e);
+                REQUIRE(e < 2e-2);  // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine)
             }
         }
     }
+}
+
+TEST_CASE("kv_write on CUDA encodes every format exactly as the CPU twin, kv_read decodes it", "[cuda][kv]") {
+    auto       gpu = cuda_backend();
+    CpuBackend cpu;
+    struct Case {
+        int32_t sinks, window, tpf, heads, head_dim, chunk, chunks;
+    };
+    // wrapping rings; 390 tokens: a partial 64-token block and a partial 32-token KIVI group
+    for (const Case & c : {Case{1, 5, 40, 3, 64, 3, 5}, Case{0, 7, 390, 12, 128, 2, 5}})
+        for (KvFormat fmt : kv_formats())
+            for (DType kt : {DType::f32, DType::bf16}) {
+                const KvLayout L = KvLayout::make(fmt, c.tpf, c.heads, c.head_dim);
+                const RingView ring{c.sinks, c.window, c.tpf, 0, RopeMode::absolute};
+                Tensor         cs = Tensor::host(DType::u8, Shape{ring.capacity(), L.slot_bytes});
+                Tensor         gs = gpu->alloc(DType::u8, cs.shape()).value();
+                REQUIRE(gpu->copy_from_host_async(gs, cs).ok());
+                for (int32_t ch = 0; ch < c.chunks; ++ch) {
+                    const int64_t frame0 = int64_t(ch) * c.chunk;
+                    const Shape   kv{int64_t(c.chunk) * c.tpf, c.heads, c.head_dim};
+                    Tensor k = to_host(*gpu, to_device(*gpu, test::randn(kv, 300 + uint64_t(ch)), kt));  // the values the GPU sees
+                    Tensor v = to_host(*gpu, to_device(*gpu, test::randn(kv, 400 + uint64_t(ch), 0.5f), kt));
+                    for (int64_t i = 0; i < k.numel(); ++i) k.data<float>()[i] += (i % c.head_dim == 3 ? 8.0f : 0.0f);
+                    k = to_host(*gpu, to_device(*gpu, k, kt));
+                    REQUIRE(cpu.kv_write(cs, L, ring, frame0, k, v).ok());
+                    REQUIRE(gpu->kv_write(gs, L, ring, frame0, to_device(*gpu, k, kt), to_device(*gpu, v, kt)).ok());
+                }
+                Tensor back = Tensor::host(DType::u8, cs.shape());
+                REQUIRE(gpu->copy_to_host_async(back, gs).ok());
+                REQUIRE(gpu->synchronize().ok());
+                const Shape fs{c.tpf, c.heads, c.head_dim};
+                for (int64_t slot = 0; slot < ring.capacity(); ++slot) {
+                    Tensor ck = Tensor::host(DType::f32, fs), cv = Tensor::host(DType::f32, fs);
+                    Tensor gk = Tensor::host(DType::f32, fs), gv = Tensor::host(DType::f32, fs);
+                    REQUIRE(cpu.kv_read(ck, cv, cs, L, slot).ok());
+                    REQUIRE(cpu.kv_read(gk, gv, back, L, slot).ok());
+                    INFO(kv_format_name(fmt) << " from " << dtype_name(kt) << " tpf " << c.tpf << " slot " << slot);
+                    REQUIRE(test::bit_equal(gk, ck));  // same codes and scales
+                    REQUIRE(test::bit_equal(gv, cv));
+                    // the CUDA read-back kernel decodes like the CPU twin (up to fused multiply-adds)
+                    Tensor rk = gpu->alloc(DType::f32, fs).value(), rv = gpu->alloc(DType::f32, fs).value();
+                    REQUIRE(gpu->kv_read(rk, rv, gs, L, slot).ok());
+                    REQUIRE(test::rel_err(to_host(*gpu, rk), ck) <= 1e-6);
+                    REQUIRE(test::rel_err(to_host(*gpu, rv), cv) <= 1e-6);
+                }
+            }
 }
 
 TEST_CASE("plain and block-causal attention kernels match the CPU twin (f32 CUDA-core and bf16 tensor-core paths)",
@@ -111,27 +167,58 @@ TEST_CASE("plain and block-causal attention kernels match the CPU twin (f32 CUDA
     }
 }
 
-TEST_CASE("attention throughput at the 1.3B chunk shape (informational)", "[cuda][attention]") {
+TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informational)", "[cuda][attention]") {
     auto gpu = cuda_backend();
     const int H = 12, D = 128, tpf = 1560;
     RingView view{0, 21, tpf, 21, RopeMode::absolute};
     const RopeLayout rope = make_rope_layout(D, 30, 52);
-    Tensor ks = gpu->alloc(DType::bf16, Shape{21, tpf, H, D}).value(), vs = gpu->alloc(DType::bf16, Shape{21, tpf, H, D}).value();
-    REQUIRE(gpu->upload(ks, test::randn(Shape{21, tpf, H, D}, 41)).ok());
-    REQUIRE(gpu->upload(vs, test::randn(Shape{21, tpf, H, D}, 42)).ok());
+    Tensor k = to_device(*gpu, test::randn(Shape{21 * tpf, H, D}, 41), DType::bf16), v = to_device(*gpu, test::randn(Shape{21 * tpf, H, D}, 42), DType::bf16);
     Tensor q  = to_device(*gpu, test::randn(Shape{3 * tpf, H, D}, 43), DType::bf16);
     Tensor od = gpu->alloc(DType::bf16, q.shape()).value();
-    REQUIRE(gpu->attention_ring(od, q, ks, vs, view, rope, 0.088f).ok());
-    REQUIRE(gpu->synchronize().ok());
-    const int reps = 5;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < reps; ++i) REQUIRE(gpu->attention_ring(od, q, ks, vs, view, rope, 0.088f).ok());
-    REQUIRE(gpu->synchronize().ok());
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
-    const double flops = 4.0 * 3 * tpf * 21.0 * tpf * H * D;
-    WARN("ring attention 4680 x 32760, 12 x 128 heads: " << ms << " ms = " << flops / ms / 1e9 << " TFLOP/s");
-    Tensor h = to_host(*gpu, od);
-    for (int64_t i = 0; i < h.numel(); i += 997) REQUIRE(std::isfinite(h.data<float>()[i]));
+    const Tensor none;
+    for (KvFormat fmt : {KvFormat::bf16, KvFormat::fp8, KvFormat::int8, KvFormat::int4, KvFormat::nvfp4}) {
+        const KvLayout L = KvLayout::make(fmt, tpf, H, D);
+        Tensor store = gpu->alloc(DType::u8, Shape{21, L.slot_bytes}).value();
+        REQUIRE(gpu->kv_write(store, L, view, 0, k, v).ok());
+        REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
+        REQUIRE(gpu->synchronize().ok());
+        const int reps = 5;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < reps; ++i) REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
+        REQUIRE(gpu->synchronize().ok());
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+        const double flops = 4.0 * 3 * tpf * 21.0 * tpf * H * D;
+        WARN("ring attention 4680 x 32760, 12 x 128 heads, " << kv_format_name(fmt) << ": " << ms << " ms = " << flops / ms / 1e9 << " TFLOP/s");
+        Tensor h = to_host(*gpu, od);
+        for (int64_t i = 0; i < h.numel(); i += 997) REQUIRE(std::isfinite(h.data<float>()[i]));
+    }
+}
+
+TEST_CASE("KV offload on CUDA gives bit-identical output to a resident cache for every format", "[cuda][offload]") {
+    auto gpu = cuda_backend();
+    const ModelConfig cfg = config_from_file(test::data_path("tiny_config.json")).value();
+    auto dit = Dit::load(*gpu, test::data_path("tiny_weights.safetensors"), &cfg).value();
+    REQUIRE(dit->set_zero_context().ok());
+    for (KvFormat fmt : {KvFormat::bf16, KvFormat::fp8, KvFormat::int8, KvFormat::int4, KvFormat::nvfp4}) {
+        std::vector<std::vector<Tensor>> outs;
+        for (bool off : {false, true}) {
+            GenConfig g;
+            g.height_latent = 8, g.width_latent = 8, g.cache.window = 6, g.cache.sinks = 1, g.cache.rope_mode = RopeMode::window;
+            g.cache.format = fmt, g.cache.offload = off;
+            auto gen = Generator::create(*dit, g).value();
+            SeededNoise n(5);
+            outs.emplace_back();
+            for (int i = 0; i < 5; ++i) {
+                Tensor c = Tensor::host(DType::f32, Shape{16, 3, 8, 8});
+                REQUIRE(gen->next_chunk(n, c).ok());
+                outs.back().push_back(c);
+            }
+        }
+        for (size_t i = 0; i < outs[0].size(); ++i) {
+            INFO(kv_format_name(fmt) << " chunk " << i);
+            REQUIRE(test::bit_equal(outs[0][i], outs[1][i]));
+        }
+    }
 }
 
 TEST_CASE("tiny-config rollout on CUDA follows the CPU twin within bf16 error", "[cuda][dit]") {
@@ -149,6 +236,7 @@ TEST_CASE("tiny-config rollout on CUDA follows the CPU twin within bf16 error", 
     Tensor noise = read_tensor(*noise_file->find("noise"), DType::f32).value();
     std::vector<Tensor> outs;
     for (Backend * be : {static_cast<Backend *>(&cpu), gpu.get()}) {
+        g.cache.format = be == &cpu ? KvFormat::f32 : KvFormat::bf16;
         auto dit = Dit::load(*be, test::data_path("tiny_weights.safetensors"), &cfg);
         REQUIRE(dit.ok());
         REQUIRE(dit.value()->set_context(ctx).ok());

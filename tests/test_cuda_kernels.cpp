@@ -11,7 +11,6 @@
 #include "kernels/axpby.cuh"
 #include "kernels/gated_residual.cuh"
 #include "kernels/gelu_tanh.cuh"
-#include "kernels/kv_write.cuh"
 #include "kernels/layer_norm_affine.cuh"
 #include "kernels/layer_norm_modulate.cuh"
 #include "kernels/patchify.cuh"
@@ -422,55 +421,3 @@ TEST_CASE("rope kernel matches the CPU twin for head_dim 128 and 64 with positio
     }
 }
 
-// ---- ring KV cache ---------------------------------------------------------------------------------
-
-TEST_CASE("kv_write kernel fills the same ring slots as the CPU twin byte for byte", "[cuda][kernels][kv]") {
-    CpuBackend cpu;
-    ErrTable   errs("kv_write");
-    uint64_t   stream = 10000;
-    struct Case {
-        int32_t sinks, window, tpf, heads, head_dim, chunk, chunks;
-    };
-    // wrapping rings: chunk 3 in a window of 5 after 1 sink (no chunk aligned to the ring),
-    // chunk 2 in a window of 7 without sinks, and a 1.3B-like frame (390 tokens x 12 x 128)
-    for (const Case & c : {Case{1, 5, 6, 3, 8, 3, 6}, Case{0, 7, 5, 2, 16, 2, 9}, Case{3, 9, 390, 12, 128, 3, 6}}) {
-        const int64_t per_frame = int64_t(c.tpf) * c.heads * c.head_dim;
-        const Shape   store_shape{c.sinks + c.window, c.tpf, c.heads, c.head_dim};
-        const RingView ring{c.sinks, c.window, c.tpf, 0, RopeMode::absolute};
-        for (DType kt : kFloatTypes) {
-            for (DType st : kFloatTypes) {
-                const std::string key = "k " + dt_name(kt) + " store " + dt_name(st);
-                // both stores start from the same random bytes, so untouched slots are compared too
-                const Tensor init_k = test::randn(store_shape, stream++), init_v = test::randn(store_shape, stream++);
-                Tensor       ck = Tensor::host(st, store_shape), cv = Tensor::host(st, store_shape);
-                const auto   bk = encode(init_k, st), bv = encode(init_v, st);
-                std::memcpy(ck.raw(), bk.data(), bk.size());
-                std::memcpy(cv.raw(), bv.data(), bv.size());
-                DevBuf dk(bk.size()), dv(bv.size());
-                upload_into(dk, bk);
-                upload_into(dv, bv);
-                for (int32_t ch = 0; ch < c.chunks; ++ch) {
-                    const int64_t frame0 = int64_t(ch) * c.chunk;
-                    const Shape   kv_shape{int64_t(c.chunk) * c.tpf, c.heads, c.head_dim};
-                    const Tensor  k = rounded(test::randn(kv_shape, stream++), kt);
-                    const Tensor  v = rounded(test::randn(kv_shape, stream++), kt);
-                    REQUIRE(cpu.kv_write(ck, cv, ring, frame0, k, v).ok());
-                    std::vector<std::unique_ptr<DevBuf>> keep;
-                    REQUIRE(kernels::kv_write(dk.get(), dv.get(), st, ring, frame0, to_device(keep, k, kt)->get(),
-                                              to_device(keep, v, kt)->get(), kt, c.chunk, c.heads, c.head_dim,
-                                              nullptr) == cudaSuccess);
-                    const auto gk = download_bytes(dk.get(), bk.size()), gv = download_bytes(dv.get(), bv.size());
-                    const std::string where = "sinks=" + std::to_string(c.sinks) + " window=" + std::to_string(c.window) +
-                                              " frame0=" + std::to_string(frame0);
-                    for (int32_t s = 0; s < c.sinks + c.window; ++s) {  // every slot, byte for byte
-                        const uint64_t off = dtype_bytes(st, uint64_t(s * per_frame)), n = dtype_bytes(st, uint64_t(per_frame));
-                        INFO(key << " " << where << " slot " << s);
-                        CHECK(std::memcmp(gk.data() + off, static_cast<const uint8_t *>(ck.raw()) + off, n) == 0);
-                        CHECK(std::memcmp(gv.data() + off, static_cast<const uint8_t *>(cv.raw()) + off, n) == 0);
-                    }
-                    errs.check(key, decode(gk, st, store_shape), decode(host_bytes(ck), st, store_shape), 0.0, where);
-                }
-            }
-        }
-    }
-}

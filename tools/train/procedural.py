@@ -235,29 +235,44 @@ def frame_loudness(audio, n_frames=None):
     return db[0] if squeeze else db
 
 
-def mouth_signals(speech, n_frames):
-    """Causal mouth drive per video frame p (frame end (p+1)/16 s): opening [B, P] in [0, 1] from the RMS
-    of the last 50 ms of audio, width cue [B, P] in [0, 1] (0.5 neutral)."""
-    a = speech["audio"]
+def mouth_open_raw(audio, n_frames):
+    """Unsmoothed opening per video frame [B, P]: RMS dB of the 50 ms of audio ending at (p+1)/16 s,
+    mapped linearly from [MOUTH_DB_LO, MOUTH_DB_HI] to [0, 1] and clamped."""
+    a = torch.as_tensor(audio).float()
     B, N = a.shape
     need = n_frames * SPF
     if N < need:
         a = F.pad(a, (0, need - N))
-    last = a[:, :need].reshape(B, n_frames, SPF)[:, :, SPF - 800:]          # 50 ms before the frame end
+    last = a[:, :need].reshape(B, n_frames, SPF)[:, :, SPF - 800:]
     db = 10.0 * torch.log10(last.pow(2).mean(-1) + 1e-10)
-    raw = ((db - MOUTH_DB_LO) / (MOUTH_DB_HI - MOUTH_DB_LO)).clamp(0.0, 1.0)
+    return ((db - MOUTH_DB_LO) / (MOUTH_DB_HI - MOUTH_DB_LO)).clamp(0.0, 1.0)
+
+
+def _one_pole(raw, alpha, init):
+    out = torch.empty_like(raw)
+    o = torch.full_like(raw[:, 0], init)
+    for p in range(raw.shape[1]):
+        o = o + alpha * (raw[:, p] - o)
+        out[:, p] = o
+    return out
+
+
+def mouth_open_from_audio(audio, n_frames):
+    """The causal mouth opening [B, P] in [0, 1] that the renderer draws for this audio."""
+    return _one_pole(mouth_open_raw(audio, n_frames), MOUTH_ALPHA, 0.0)
+
+
+def mouth_signals(speech, n_frames):
+    """Causal mouth drive per video frame p (frame end (p+1)/16 s): opening [B, P] in [0, 1] from the RMS
+    of the last 50 ms of audio, width cue [B, P] in [0, 1] (0.5 neutral) from the current vowel's F2
+    target weighted by voicing."""
+    a = speech["audio"]
+    op = mouth_open_from_audio(a, n_frames)
     hop = speech["ctrl_hop"]
     idx = ((torch.arange(n_frames, device=a.device) + 1) * SPF // hop).clamp(max=speech["f2cue"].shape[1] - 1)
     cue = speech["f2cue"][:, idx]
     vo = (speech["voicing"][:, idx] * 1.5).clamp(0, 1)
-    wraw = 0.5 + (cue - 0.5) * vo
-    op = torch.empty_like(raw)
-    wd = torch.empty_like(raw)
-    o, w = torch.zeros(B, device=a.device), torch.full((B,), 0.5, device=a.device)
-    for p in range(n_frames):
-        o = o + MOUTH_ALPHA * (raw[:, p] - o)
-        w = w + WIDTH_ALPHA * (wraw[:, p] - w)
-        op[:, p], wd[:, p] = o, w
+    wd = _one_pole(0.5 + (cue - 0.5) * vo, WIDTH_ALPHA, 0.5)
     return op, wd
 
 
