@@ -45,6 +45,7 @@ public:
     Status synchronize() override { return in_.synchronize(); }
     uint64_t bytes_in_use() const override { return in_.bytes_in_use(); }
     uint64_t peak_bytes() const override { return in_.peak_bytes(); }
+    void     reset_peak() override { in_.reset_peak(); }
 
     Result<Tensor> alloc_host(DType dtype, const Shape & shape) override { return in_.alloc_host(dtype, shape); }
     Status copy_to_host_async(const Tensor & dst, const Tensor & src) override { return in_.copy_to_host_async(dst, src); }

@@ -3,7 +3,7 @@
 # DiT streaming benchmark (avs-bench + the PyTorch reference), and write logs and results under $OUT
 # (default ./out). Header-only build dependencies come from .gpudeps/ (scripts/fetch-gpu-deps.sh,
 # run where Debian's apt works).
-#   scripts/gpu-check.sh [--arch 90a] [--no-bench | --bench dit|decode|all]
+#   scripts/gpu-check.sh [--arch 90a] [--no-bench | --bench dit|decode|kv|all]
 # Results record $AVS_COMMIT when set (the device's copy of the tree may carry stale git metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +37,36 @@ cmake --build "$build" -j "$(nproc)" 2>&1 | tee -a "$OUT/build.log" | tail -n 5
 set +e
 ctest --test-dir "$build" -L cuda --output-on-failure 2>&1 | tee "$OUT/ctest-cuda.log"
 rc=${PIPESTATUS[0]}
+# KV offload under compute-sanitizer (issue 4): memcheck and racecheck on the offload path (two streams,
+# pinned host stores, event-ordered prefetch and write-back) and on the format-templated attention
+# kernel's shared-memory pipeline (racecheck: the dequantized tiles).
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/avs_tests_cuda" \
+      "KV offload on CUDA gives bit-identical output to a resident cache for every format" 2>&1 | tail -n 4 | tee -a "$OUT/ctest-cuda.log"
+    src=${PIPESTATUS[0]}
+    echo "compute-sanitizer $tool (offload): rc=$src" | tee -a "$OUT/ctest-cuda.log"
+    if [ "$src" != 0 ]; then rc=1; fi
+  done
+  compute-sanitizer --tool racecheck --error-exitcode 9 "$build/tests/avs_tests_cuda" \
+    "ring attention kernel matches the CPU twin for every KV format on wrapped rings with sinks and a bf16 tail" 2>&1 | tail -n 4 | tee -a "$OUT/ctest-cuda.log"
+  src=${PIPESTATUS[0]}
+  echo "compute-sanitizer racecheck (attention): rc=$src" | tee -a "$OUT/ctest-cuda.log"
+  if [ "$src" != 0 ]; then rc=1; fi
+else
+  echo "compute-sanitizer not found: sanitizer runs skipped" | tee -a "$OUT/ctest-cuda.log"
+fi
 set -e
+if [ "$bench" = all ] || [ "$bench" = kv ]; then
+  # KV cache formats (issue 4 parts 4-6): bytes, peak VRAM, fps, drift vs bf16 over 60 s of video,
+  # attention error per layer, offload -> $OUT/<date>-<gpu>-kv-formats.json
+  set +e
+  "$build/bench/avs-kv-bench" --backend cuda --out "$OUT" ${KV_BENCH_ARGS:-} 2>&1 | tee "$OUT/kv-bench.log"
+  krc=${PIPESTATUS[0]}
+  set -e
+  echo "kv bench: rc=$krc"
+  if [ "$rc" = 0 ] && [ "$krc" != 0 ]; then rc=1; fi
+fi
 if [ "$bench" = all ] || [ "$bench" = dit ]; then
   # DiT streaming benchmark (issue 3 parts 4-5): ours, the PyTorch reference of the same loop on the
   # same GPU, then both merged into $OUT/<date>-<gpu>-dit-stream.json (copy it to bench/results/).

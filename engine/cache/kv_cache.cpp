@@ -146,7 +146,7 @@ Status KvCache::release(int cache, int layer, int64_t frame0, int frames) {
 
 // ---- live reconfiguration ----
 
-Status KvCache::read_slot(int cache, int layer, int32_t slot, const Tensor & k, const Tensor & v) {
+Status KvCache::read_slot(int cache, int layer, int32_t slot, const Tensor & k, const Tensor & v) const {
     const Tensor & st = store(cache, layer);
     if (!off_) return be_->kv_read(k, v, st, layout_, slot);
     Tensor & tmp = off_->staging[0];  // idle between passes
@@ -154,7 +154,7 @@ Status KvCache::read_slot(int cache, int layer, int32_t slot, const Tensor & k, 
     return be_->kv_read(k, v, tmp, layout_, slot);
 }
 
-Result<KvCache> KvCache::migrate(const KvCacheConfig & cfg_in, int64_t next_frame0) {
+Result<KvCache> KvCache::migrate(const KvCacheConfig & cfg_in, int64_t next_frame0) const {
     KvCacheConfig cfg = cfg_in;
     cfg.max_total_frames = -1;  // a live stream
     AVS_ASSIGN_OR_RETURN(KvCache n, create(*be_, cfg, layers_, tokens_per_frame_, heads_, head_dim_));

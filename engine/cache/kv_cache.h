@@ -92,7 +92,7 @@ public:
     // A new cache with `cfg` holding the frames of this one that the new geometry shows before
     // `next_frame0` (the next chunk's first frame), re-encoded to the new format. Frames the new
     // geometry wants but this cache no longer has are marked invalid in the new view.
-    Result<KvCache> migrate(const KvCacheConfig & cfg, int64_t next_frame0);
+    Result<KvCache> migrate(const KvCacheConfig & cfg, int64_t next_frame0) const;
 
     KvMemory memory() const;
     uint64_t bytes() const { return memory().store_bytes; }
@@ -100,7 +100,7 @@ public:
 private:
     KvCache() = default;
     Status prefetch(int cache, int layer);
-    Status read_slot(int cache, int layer, int32_t slot, const Tensor & k, const Tensor & v);
+    Status read_slot(int cache, int layer, int32_t slot, const Tensor & k, const Tensor & v) const;
 
     Backend *             be_ = nullptr;
     KvCacheConfig         cfg_;

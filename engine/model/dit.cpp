@@ -159,6 +159,7 @@ Status Dit::self_attention(int layer, const Tensor & q, const Tensor & k, const 
         // chunk itself from k and v (bf16 activations) in every pass.
         if (plan.write_kv) AVS_TRY(be_.kv_write(store, cache.layout(), ring, plan.frame0, k, v));
         AVS_TRY(be_.attention_ring(out, q, store, cache.layout(), ring, k, v, rope, scale));
+        if (attn_tap_) AVS_TRY(attn_tap_(layer, out));
         return cache.release(plan.cache_index, layer, plan.frame0, plan.write_kv ? frames : 0);
     }
     for (int f = 0; f < frames; ++f) qpos[size_t(f)] = f;

@@ -8,6 +8,7 @@
 #include "engine/model/config.h"
 #include "engine/model/weights.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,10 @@ public:
 
     uint64_t weight_bytes() const { return weight_bytes_; }
 
+    // Called with each layer's self-attention output [L, heads, head_dim] of cached forwards (the KV
+    // fidelity harness compares formats layer by layer); empty to remove.
+    void set_attention_tap(std::function<Status(int layer, const Tensor & out)> tap) { attn_tap_ = std::move(tap); }
+
 private:
     Dit(Backend & be, const ModelConfig & cfg) : be_(be), cfg_(cfg) {}
 
@@ -73,6 +78,7 @@ private:
 
     Backend &   be_;
     ModelConfig cfg_;
+    std::function<Status(int, const Tensor &)> attn_tap_;
     DitWeights  w_;
     uint64_t    weight_bytes_ = 0;
 

@@ -105,6 +105,7 @@ class TAEHV(nn.Module):
             conv(c[2], c[3], bias=False),
             nn.ReLU(), conv(c[3], 3),
         )
+        nn.init.constant_(self.decoder[-1].bias, 0.4)     # start near the mean pixel value
 
     def encode(self, frames):
         """frames [N, P, 3, H, W] in [0, 1], P = 1 + 4(T-1) -> latents [N, T, 16, H/8, W/8]."""

@@ -40,7 +40,7 @@ DEFAULTS = {"steps": 4, "shift": 2.0, "chunk_frames": 3, "sinks": 3, "window": 9
             "cache_mode": "commit"}
 
 
-def build_dataset(vae, clips, n_latents, dev, seed, size=128, batch=32, window=32, silence_p=0.05):
+def build_dataset(vae, clips, n_latents, dev, seed, size=128, batch=32, window=32, silence_p=0.05, enc_batch=4):
     """-> dict lat [clips, n_latents, 16, h, w] (float32), mel [clips, n_latents, window, 80] (float16),
     open [clips, P] (the true mouth opening, for diagnostics)."""
     g = generator(seed, dev)
@@ -51,9 +51,10 @@ def build_dataset(vae, clips, n_latents, dev, seed, size=128, batch=32, window=3
         for i in range(0, clips, batch):
             b = min(batch, clips - i)
             c = P.make_clips(b, n_latents, g, dev, size, silence_p=silence_p)
-            with autocast(dev):
-                z = vae.encode(c["frames"])
-            lats.append(z.float())
+            for j in range(0, b, enc_batch):
+                with autocast(dev):
+                    z = vae.encode(c["frames"][j:j + enc_batch])
+                lats.append(z.float())
             lm = P.log_mel_torch(c["audio"])
             mels.append(P.latent_mel_windows_torch(lm, n_latents, window).half())
             opens.append(c["open"])

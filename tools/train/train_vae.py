@@ -72,7 +72,7 @@ def evaluate(model, clips, dev, chunk=8):
             "latent_absmax": z.abs().max().item()}
 
 
-def train_vae(minutes, dev, seed=1, batch=16, n_latents=5, size=128, pool=256, refresh=8, lr=5e-4,
+def train_vae(minutes, dev, seed=1, batch=16, n_latents=5, size=128, pool=256, refresh=8, lr=8e-4,
               dec_widths=TM.DEFAULT_DEC_WIDTHS, enc_widths=TM.DEFAULT_ENC_WIDTHS, max_steps=None,
               log_every_s=15.0, eval_clips=16):
     """Train for `minutes` of wall time (or max_steps). Returns (model in fp32, report dict)."""

@@ -25,6 +25,7 @@ public:
     Status   synchronize() override { return {}; }
     uint64_t bytes_in_use() const override { return in_use_->load(); }
     uint64_t peak_bytes() const override { return peak_->load(); }
+    void     reset_peak() override { peak_->store(in_use_->load()); }
 
     Result<Tensor> alloc_host(DType dtype, const Shape & shape) override { return alloc(dtype, shape); }
     Status copy_to_host_async(const Tensor & host_dst, const Tensor & src) override { return copy(host_dst, src); }

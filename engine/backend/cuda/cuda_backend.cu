@@ -100,6 +100,7 @@ public:
     }
     uint64_t in_use() const { return in_use_; }
     uint64_t peak() const { return peak_; }
+    void     reset_peak() { peak_ = in_use_; }
 
 private:
     static uint64_t round(uint64_t b) {
@@ -201,6 +202,7 @@ public:
     }
     uint64_t bytes_in_use() const override { return pool_->in_use(); }
     uint64_t peak_bytes() const override { return pool_->peak(); }
+    void     reset_peak() override { pool_->reset_peak(); }
 
     Result<Tensor> alloc_host(DType dtype, const Shape & shape) override {
         const uint64_t bytes = dtype_bytes(dtype, uint64_t(shape.numel()));
