@@ -51,7 +51,8 @@ Result<AppConfig> load_app_config(const std::string & path) {
     AVS_TRY(get(j, "vae", s.vae, path));
     AVS_TRY(get(j, "backend", s.backend, path));
     AVS_TRY(get(j, "decoder", s.decoder, path));
-    AVS_TRY(get(j, "kv_dtype", s.kv_dtype, path));
+    AVS_TRY(get(j, "kv_format", s.kv_format, path));
+    AVS_TRY(get(j, "offload", s.offload, path));
     AVS_TRY(get(j, "rope_mode", s.rope_mode, path));
     AVS_TRY(get(j, "context", s.context, path));
     AVS_TRY(get(j, "window", s.window, path));
@@ -71,7 +72,7 @@ Result<AppConfig> load_app_config(const std::string & path) {
 Status save_app_config(const std::string & path, const AppConfig & c) {
     const StreamSettings & s = c.stream;
     json j = {{"model", s.model}, {"config", s.config}, {"vae", s.vae}, {"backend", s.backend}, {"decoder", s.decoder},
-              {"kv_dtype", s.kv_dtype}, {"rope_mode", s.rope_mode}, {"context", s.context}, {"window", s.window},
+              {"kv_format", s.kv_format}, {"offload", s.offload}, {"rope_mode", s.rope_mode}, {"context", s.context}, {"window", s.window},
               {"sinks", s.sinks}, {"steps", s.steps}, {"seed", s.seed}, {"audio", c.audio}, {"audio_device", c.audio_device},
               {"audio_file", c.audio_file}, {"record_dir", c.record_dir}, {"vsync", c.vsync}};
     std::error_code ec;

@@ -155,7 +155,9 @@ int main(int argc, char ** argv) {
     auto * o_win    = app.add_option("--window", o.window, "KV window in latent frames")->check(CLI::Range(1, 100000));
     auto * o_sinks  = app.add_option("--sinks", o.sinks, "sink frames")->check(CLI::Range(0, 1000));
     auto * o_steps  = app.add_option("--steps", o.steps, "denoising steps")->check(CLI::Range(1, 4));
-    auto * o_kv     = app.add_option("--kv-dtype", o.kv_dtype, "auto | f32 | bf16")->check(CLI::IsMember({"auto", "f32", "bf16"}));
+    auto * o_kv     = app.add_option("--kv-format", o.kv_format, "auto | f32 | bf16 | fp8 | int8 | int4 | nvfp4")
+                          ->check(CLI::IsMember({"auto", "f32", "bf16", "fp8", "int8", "int4", "nvfp4"}));
+    auto * o_off    = app.add_option("--offload", o.offload, "keep the KV cache in pinned host memory (true | false)");
     auto * o_rope   = app.add_option("--rope-mode", o.rope_mode, "window | absolute")->check(CLI::IsMember({"window", "absolute"}));
     auto * o_seed   = app.add_option("--seed", o.seed, "seed for noise (and random weights)");
     auto * o_ctx    = app.add_option("--context", o.context, "prompt embedding (safetensors 'context')");
@@ -179,7 +181,8 @@ int main(int argc, char ** argv) {
     if (*o_win) s.window = o.window;
     if (*o_sinks) s.sinks = o.sinks;
     if (*o_steps) s.steps = o.steps;
-    if (*o_kv) s.kv_dtype = o.kv_dtype;
+    if (*o_kv) s.kv_format = o.kv_format;
+    if (*o_off) s.offload = o.offload;
     if (*o_rope) s.rope_mode = o.rope_mode;
     if (*o_seed) s.seed = o.seed;
     if (*o_ctx) s.context = o.context;

@@ -49,7 +49,9 @@ void stream_panel(UiState & ui, const StreamStats & st, UiActions & a) {
     ImGui::SliderInt("window (latent frames)", &s.window, 1, 60);
     remember(ui, "window");
     ImGui::SliderInt("sink frames", &s.sinks, 0, 8);
-    combo("KV format", s.kv_dtype, {"auto", "bf16", "f32"});
+    combo("KV format", s.kv_format, {"auto", "bf16", "f32", "fp8", "int8", "int4", "nvfp4"});
+    ImGui::Checkbox("offload KV to host memory", &s.offload);
+    remember(ui, "offload");
     ImGui::SliderInt("denoising steps", &s.steps, 1, 4);
     combo("decoder", s.decoder, {"tiny", "wan"});
     input_text("decoder weights", s.vae);
@@ -102,7 +104,10 @@ void stats_panel(const UiState & ui, const StreamStats & st) {
     ImGui::Text("generated %.1f fps (x%.2f real time), shown %.1f fps", st.fps, st.realtime_factor, ui.presented_fps);
     ImGui::Text("chunk %.0f ms, decode %.0f ms", st.chunk_ms, st.decode_ms);
     ImGui::Text("behind real time %.2f s, mic-to-frame latency ~%.2f s", ui.behind_s, st.latency_s);
-    ImGui::Text("VRAM %s, KV %s (%s)", mib(st.vram_bytes).c_str(), mib(st.kv_bytes).c_str(), st.kv_format.c_str());
+    ImGui::Text("VRAM %s, KV %s (%s, %s on the device)", mib(st.vram_bytes).c_str(), mib(st.kv_bytes).c_str(), st.kv_format.c_str(),
+                mib(st.kv_device_bytes).c_str());
+    if (st.offload) ImGui::Text("offload: %.2f GB/s host <-> device", st.offload_gbps);
+    else ImGui::TextDisabled("offload: off");
     ImGui::Text("%dx%d, %lld chunks, %lld frames, %lld dropped", st.width, st.height, (long long) st.chunks, (long long) st.frames,
                 (long long) st.dropped);
     if (!st.chunk_ms_history.empty()) {

@@ -98,3 +98,54 @@ TEST_CASE("a knob moved through ImGui reaches the engine at the next chunk", "[a
     REQUIRE(stream->stats().kv_bytes == kv6 / 6 * uint64_t(chosen));
     REQUIRE(stream->settings().window == chosen);
 }
+
+TEST_CASE("the offload checkbox reaches the engine live and the stats show the offload traffic", "[app][ui]") {
+    StreamSettings s;
+    s.backend = "cpu", s.config = "tiny", s.window = 6, s.seed = 5;
+    auto stream = Stream::start(s);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (stream->stats().state != "running" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(stream->stats().state == "running");
+    REQUIRE_FALSE(stream->stats().offload);
+
+    Imgui   gui;
+    UiState ui;
+    ui.edit.stream = s;
+    StreamStats st = stream->stats();
+    gui.frame(ui, st, -1, -1, false);
+    for (const char * section : {"Audio", "RecordSection", "Stats"}) {
+        const auto h = centre(ui, section);
+        gui.click(ui, st, h[0], h[1]);
+    }
+    auto c = centre(ui, "Stream");
+    gui.click(ui, st, c[0], c[1]);
+    gui.frame(ui, st, -1, -1, false);
+    REQUIRE(ui.rects.count("offload"));
+    const auto r = ui.rects["offload"];
+    gui.click(ui, st, r[0] + 8.0f, 0.5f * (r[1] + r[3]));  // the check box sits at the item's left
+    REQUIRE(ui.edit.stream.offload);
+    c = centre(ui, "Apply");
+    REQUIRE(gui.click(ui, st, c[0], c[1]).apply_stream);
+    stream->apply(ui.edit.stream);
+    while (!stream->stats().offload && std::chrono::steady_clock::now() < deadline) {
+        DecodedFrame f;
+        stream->pop_frame(f);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const StreamStats after = stream->stats();
+    REQUIRE(after.offload);
+    REQUIRE(after.cache_switches == 1);  // live: no new segment, the model stays
+    REQUIRE(after.model_loads == 1);
+    REQUIRE(after.kv_device_bytes > 0);  // the two staging buffers (the tiny model has two layers: all of it)
+    REQUIRE(after.kv_device_bytes <= after.kv_bytes);
+    // traffic shows once a chunk ran offloaded
+    double gbps = 0;
+    while (gbps <= 0 && std::chrono::steady_clock::now() < deadline) {
+        DecodedFrame f;
+        stream->pop_frame(f);
+        gbps = stream->stats().offload_gbps;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    REQUIRE(gbps > 0);
+}

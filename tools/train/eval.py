@@ -98,6 +98,24 @@ def sharpness(frames):
     return float((f[..., 1:, :] - f[..., :-1, :]).abs().mean() + (f[..., :, 1:] - f[..., :, :-1]).abs().mean())
 
 
+def select_shift(model_dir, device, candidates, seconds=16.0, seed=4242):
+    """Short held-out rollouts (a seed of its own) for each sampler shift; the best mouth-vs-loudness r
+    wins. Returns (best shift, {shift: r})."""
+    dev = torch.device(device)
+    model, conf, W = load_exported(model_dir, dev)
+    dfl = dict(conf["defaults"])
+    dfl["latent_hw"] = conf.get("video", {}).get("latent_height", 16)
+    audio, T, _ = heldout_audio(seconds, seed, dev, lead=1.0, tail=2.0)
+    mw = mel_windows_for_audio(audio, T, conf["audio_window"], dev)
+    scores = {}
+    for sh in candidates:
+        fr = decode(W, rollout(model, mw, dict(dfl, shift=float(sh)), seed, dev))
+        scores[float(sh)] = P.pearson(P.measure_mouth_opening(fr).cpu(), P.frame_loudness(audio.cpu(), fr.shape[0]))
+    best = max(scores, key=lambda k: scores[k])
+    log("eval: shift selection %s -> %s" % ({k: round(v, 3) for k, v in scores.items()}, best))
+    return best, scores
+
+
 def evaluate(model_dir, device, seconds=60.0, seed=777, wavs=(), shifts=(), out_json=None, preview=None,
              max_wav_seconds=30.0):
     dev = torch.device(device)

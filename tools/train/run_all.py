@@ -53,7 +53,8 @@ def main(argv=None):
     ap.add_argument("--dit-batch", type=int, default=64)
     ap.add_argument("--dit-clips", type=int, default=1536)
     ap.add_argument("--dit-latents", type=int, default=50, help="latents per training clip (~4 per 0.25 s)")
-    ap.add_argument("--dit-lr", type=float, default=4e-4)
+    ap.add_argument("--dit-lr", type=float, default=5e-4)
+    ap.add_argument("--mouth-weight", type=float, default=6.0, help="DiT loss weight of the mouth region")
     ap.add_argument("--steps", type=int, default=TD.DEFAULTS["steps"])
     ap.add_argument("--shift", type=float, default=TD.DEFAULTS["shift"])
     ap.add_argument("--sinks", type=int, default=TD.DEFAULTS["sinks"])
@@ -66,6 +67,9 @@ def main(argv=None):
     ap.add_argument("--eval-seconds", type=float, default=60.0)
     ap.add_argument("--wav", nargs="*", default=[], help="extra real-speech WAVs (16 kHz) to evaluate")
     ap.add_argument("--shifts", nargs="*", type=float, default=[], help="eval: also try these sampler shifts")
+    ap.add_argument("--select-shift", nargs="*", type=float, default=[1.5, 2.0, 3.0, 5.0],
+                    help="pick the default sampler shift among these on a held-out validation rollout "
+                         "(none: keep --shift)")
     ap.add_argument("--dit-dtype", default="F16", choices=["F16", "BF16", "F32"])
     ap.add_argument("--compile", action="store_true", help="torch.compile the DiT (off by default)")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes for a CPU smoke test")
@@ -139,7 +143,7 @@ def main(argv=None):
     dit, drep = TD.train_dit(data, cfg, a.minutes_dit, dev, seed=a.seed + 5,
                              batch=tiny["dit_batch"] if tiny else a.dit_batch, lr=a.dit_lr, defaults=dfl,
                              max_steps=a.max_steps_dit, log_every_s=5 if tiny else 20, ctx_noise=a.ctx_noise,
-                             compile_model=a.compile)
+                             compile_model=a.compile, mouth_w=a.mouth_weight)
     drep["heldout_loss_per_sigma"] = TD.eval_loss(dit, held, dev, dfl, batches=1 if tiny else 4,
                                                   batch=2 if tiny else 32)
     log("dit held-out loss per sigma: %s" % {k: round(v, 4) for k, v in drep["heldout_loss_per_sigma"].items()})
@@ -154,10 +158,21 @@ def main(argv=None):
                        "latent_width": size // 8},
              "training": {"generator": "tools/train/run_all.py", "seed": a.seed, "vae_steps": vrep["steps"],
                           "dit_steps": drep["steps"], "torch": torch.__version__}}
-    sizes = X.export(a.out, dit, vae.float().cpu(), cfg, dfl, dit_dtype=a.dit_dtype, extra=extra)
+    vae = vae.float().cpu()
+    sizes = X.export(a.out, dit, vae, cfg, dfl, dit_dtype=a.dit_dtype, extra=extra)
     rep["files"] = sizes
     rep["total_weight_bytes"] = sizes["dit.safetensors"] + sizes["decoder.safetensors"]
     log("export: %s (weights %.2f MB)" % (sizes, rep["total_weight_bytes"] / 1e6))
+    if a.select_shift and not a.skip_eval:
+        if dev.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        best, scores = E.select_shift(a.out, dev, a.select_shift, seconds=8.0 if tiny else 16.0)
+        rep["shift_selection"] = {str(k): v for k, v in scores.items()}
+        if best != dfl["shift"]:
+            dfl["shift"] = best
+            rep["defaults"] = dfl
+            X.export(a.out, dit, vae, cfg, dfl, dit_dtype=a.dit_dtype, extra=extra)
     rep["timings_s"]["export"] = round(t.s(), 1)
 
     # 6. eval

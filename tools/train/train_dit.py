@@ -116,8 +116,17 @@ class EMA:
             pe.mul_(d).add_(pm.detach(), alpha=1.0 - d)
 
 
-def train_dit(data, cfg, minutes, dev, seed=2, batch=64, lr=4e-4, defaults=None, max_steps=None,
-              log_every_s=20.0, ema_decay=0.999, ctx_noise=0.05, compile_model=False):
+def latent_weights(h, w, device, mouth_w=6.0):
+    """Loss weight per latent pixel [1, 1, 1, h, w]: 1, and `mouth_w` on the mouth region (pixel rows
+    64-96, cols 40-88 at 128 px, i.e. latent rows h/2..3h/4, cols 5w/16..11w/16): the mouth covers ~3 % of
+    the latent but carries the whole audio signal."""
+    m = torch.ones(h, w, device=device)
+    m[h // 2: (3 * h) // 4, (5 * w) // 16: (11 * w + 15) // 16] = mouth_w
+    return (m / m.mean())[None, None, None]
+
+
+def train_dit(data, cfg, minutes, dev, seed=2, batch=64, lr=5e-4, defaults=None, max_steps=None,
+              log_every_s=20.0, ema_decay=0.999, ctx_noise=0.05, compile_model=False, mouth_w=6.0):
     """Returns (EMA model fp32, report)."""
     dfl = dict(DEFAULTS, **(defaults or {}))
     S, W, C = dfl["sinks"], dfl["window"], dfl["chunk_frames"]
@@ -135,6 +144,7 @@ def train_dit(data, cfg, minutes, dev, seed=2, batch=64, lr=4e-4, defaults=None,
     n = S + W
     mask = DM.teacher_forcing_mask(n, C, dev)
     fpos = torch.cat([torch.arange(n), torch.arange(n)]).to(dev)
+    lw = latent_weights(data["lat"].shape[3], data["lat"].shape[4], dev, mouth_w)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.dim() < 2 or "modulation" in name or name.endswith(".pos") else decay).append(p)
@@ -158,7 +168,7 @@ def train_dit(data, cfg, minutes, dev, seed=2, batch=64, lr=4e-4, defaults=None,
         x, t, a, target = sample_batch(data, batch, S, W, C, g, dev, dfl["steps"], dfl["shift"], ctx_noise=ctx_noise)
         with autocast(dev):
             out = fwd(x, t, a, fpos, mask)
-        loss = (out[:, :, n:].float() - target).pow(2).mean()
+        loss = (lw * (out[:, :, n:].float() - target).pow(2)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -184,7 +194,7 @@ def train_dit(data, cfg, minutes, dev, seed=2, batch=64, lr=4e-4, defaults=None,
 
 @torch.no_grad()
 def eval_loss(model, data, dev, defaults, batches=4, batch=32, seed=99):
-    """Mean teacher-forcing loss per inference sigma on `data` (held-out clips): {sigma: loss}."""
+    """Mean (unweighted) teacher-forcing loss per inference sigma on `data` (held-out clips): {sigma: loss}."""
     dfl = dict(DEFAULTS, **(defaults or {}))
     S, W, C = dfl["sinks"], dfl["window"], dfl["chunk_frames"]
     n = S + W
