@@ -73,6 +73,18 @@ TEST_CASE("stream delivers frames with continuous indices and applies settings a
     }
     REQUIRE(st->stats().kv_bytes == s0.kv_bytes / 2);  // (sinks 0 + window 3) vs 6 slots
     REQUIRE(st->stats().model_loads == 1);             // a cache change keeps the loaded model
+    REQUIRE(st->stats().cache_switches == 1);          // ... and the video: applied live, not as a new segment
+    // a format change is live too: the cache is re-encoded
+    s.kv_format = "int8";
+    st->apply(s);
+    while (st->stats().kv_format != "int8" && std::chrono::steady_clock::now() < deadline) {
+        DecodedFrame f;
+        st->pop_frame(f);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    REQUIRE(st->stats().kv_format == "int8");
+    REQUIRE(st->stats().cache_switches == 2);
+    REQUIRE(st->stats().kv_bytes < s0.kv_bytes / 2);
     auto b = pop_n(*st, 5, 120);
     REQUIRE(b.size() == 5);
     for (size_t i = 1; i < b.size(); ++i) REQUIRE(b[i].index == b[i - 1].index + 1);
