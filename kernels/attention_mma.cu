@@ -4,6 +4,8 @@
 #include "kernels/common.cuh"
 #include "engine/cache/kv_quant.h"
 
+#include <cuda_fp16.h>
+
 namespace avs::kernels {
 namespace {
 
@@ -138,6 +140,16 @@ __device__ __forceinline__ uint32_t bf2(float lo, float hi) {
     return *reinterpret_cast<const uint32_t *>(&v);
 }
 
+// Two e4m3 values (bytes 2*half and 2*half+1 of w) -> bf16x2 of value * 2^-8, exact: the e4m3 bits
+// shifted into an fp16 (exponent bias 15 instead of 7, subnormals included), then widened. The 2^8 is
+// folded into the tile's scale.
+__device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t w, int half) {
+    const uint32_t v = __byte_perm(w, 0u, half ? 0x3424u : 0x1404u);  // byte b -> b << 8 in each 16-bit lane
+    const uint32_t h = (v & 0x80008000u) | ((v >> 1) & 0x3F803F80u);
+    const float2   f = __half22float2(*reinterpret_cast<const __half2 *>(&h));
+    return bf2(f.x, f.y);
+}
+
 // Dequantize the raw tile (rows [0, n), zeros past n) into the bf16 tiles. 8 values per step: one
 // 16-byte row chunk of the bf16 tile. Values whose scale is one per (tile, head) stay unscaled here
 // (exact in bf16) and the scale is applied to the scores / probabilities instead.
@@ -151,18 +163,20 @@ __device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t *
         uint4      out = make_uint4(0, 0, 0, 0);
         if (t < n) {
             const uint8_t * src = (is_v ? vr : kr) + t * rb;
-            float           x[8];
             if constexpr (F == int(KvFormat::fp8) || F == int(KvFormat::int8)) {
                 const uint2 w = *reinterpret_cast<const uint2 *>(src + d0);
-                const uint8_t * by = reinterpret_cast<const uint8_t *>(&w);
+                uint32_t    o[4];
                 if (F == int(KvFormat::int8) && !is_v) {
+                    const uint8_t * by = reinterpret_cast<const uint8_t *>(&w);
 #pragma unroll
-                    for (int i = 0; i < 8; ++i) x[i] = float(int8_t(by[i]));
+                    for (int i = 0; i < 4; ++i) o[i] = bf2(float(int8_t(by[2 * i])), float(int8_t(by[2 * i + 1])));
                 } else {
 #pragma unroll
-                    for (int i = 0; i < 8; ++i) x[i] = kvq::e4m3_decode(by[i]);
+                    for (int i = 0; i < 4; ++i) o[i] = e4m3x2_to_bf16x2(i < 2 ? w.x : w.y, i % 2);
                 }
+                out = make_uint4(o[0], o[1], o[2], o[3]);
             } else {
+                float          x[8];
                 const uint32_t w = *reinterpret_cast<const uint32_t *>(src + d0 / 2);
                 const int64_t  tok = int64_t(r0 + t);
                 if constexpr (F == int(KvFormat::int4)) {
@@ -190,8 +204,8 @@ __device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t *
 #pragma unroll
                     for (int i = 0; i < 8; ++i) x[i] = kvq::e2m1_decode(uint8_t((w >> (4 * i)) & 15u)) * sc;
                 }
+                out = make_uint4(bf2(x[0], x[1]), bf2(x[2], x[3]), bf2(x[4], x[5]), bf2(x[6], x[7]));
             }
-            out = make_uint4(bf2(x[0], x[1]), bf2(x[2], x[3]), bf2(x[4], x[5]), bf2(x[6], x[7]));
         }
         *reinterpret_cast<uint4 *>((is_v ? vs : ks) + t * ld + d0) = out;
     }
@@ -254,9 +268,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     const int     split = int(blockIdx.z);
     int64_t       j_begin = 0;
     if (K.nsplit > 1) {
-        const int64_t F = K.nk / K.view.tokens_per_frame;
-        j_begin   = F * split / K.nsplit * K.view.tokens_per_frame;
-        block_lim = min(block_lim, F * (split + 1) / K.nsplit * K.view.tokens_per_frame);
+        const int64_t nf = K.nk / K.view.tokens_per_frame;
+        j_begin   = nf * split / K.nsplit * K.view.tokens_per_frame;
+        block_lim = min(block_lim, nf * (split + 1) / K.nsplit * K.view.tokens_per_frame);
     }
     // A warp whose rows all end before a tile skips its math but still joins every barrier.
     const int64_t warp_lim = key_limit(K, min(Lq - 1, q0 + warp * 16 + 15));
@@ -296,8 +310,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
                 dequant_tile<D, F>(K.layout, src.slot, src.r0, h, int(jend - j0), kraw + cur * kBK * rb, vraw + cur * kBK * rb, ks, vs);
                 if constexpr (F == int(KvFormat::fp8) || F == int(KvFormat::int8)) {
                     const int64_t bi = int64_t(src.r0 / kKvBlockTokens) * H + h;
-                    kscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.k_meta) + bi);
-                    vscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.v_meta) + bi);
+                    // e4m3 tiles hold value * 2^-8 (e4m3x2_to_bf16x2)
+                    kscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.k_meta) + bi) * (F == int(KvFormat::fp8) ? 256.0f : 1.0f);
+                    vscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.v_meta) + bi) * 256.0f;
                 } else if constexpr (F == int(KvFormat::nvfp4)) {
                     kscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.k_meta));
                     vscale = __ldg(reinterpret_cast<const float *>(src.slot + K.layout.v_meta));

@@ -57,11 +57,15 @@ def rollout(model, mel_windows, dfl, seed, device, n_latents=None):
     return lat[:, :T]
 
 
-def decode(W, lat, chunk=None):
-    """latents [16, T, h, w] -> frames [1 + 4(T-1), 3, 8h, 8w] in [0, 1]."""
+def decode(W, lat):
+    """latents [16, T, h, w] -> frames [1 + 4(T-1), 3, 8h, 8w] in [0, 1], one latent at a time with the
+    streaming decoder (what the engine does; memory independent of the length)."""
+    d = taehv_ref.StreamingDecoder(W)
+    out = []
     with torch.no_grad():
-        fr = taehv_ref.decode_batch(W, taehv_ref.dit_to_ntchw(lat), clamp=True)
-    return fr[0]
+        for f in range(lat.shape[1]):
+            out += [y.clamp(0, 1) for y in d.push(lat[:, f][None])]
+    return torch.cat(out, 0)
 
 
 def mel_windows_for_audio(audio, n_latents, window, device):
@@ -111,7 +115,10 @@ def select_shift(model_dir, device, candidates, seconds=16.0, seed=4242):
     for sh in candidates:
         fr = decode(W, rollout(model, mw, dict(dfl, shift=float(sh)), seed, dev))
         scores[float(sh)] = P.pearson(P.measure_mouth_opening(fr).cpu(), P.frame_loudness(audio.cpu(), fr.shape[0]))
-    best = max(scores, key=lambda k: scores[k])
+    best = float(dfl["shift"])      # keep the trained default unless another shift is clearly better
+    top = max(scores, key=lambda k: scores[k])
+    if best not in scores or scores[top] > scores[best] + 0.01:
+        best = top
     log("eval: shift selection %s -> %s" % ({k: round(v, 3) for k, v in scores.items()}, best))
     return best, scores
 
@@ -224,7 +231,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="folder with dit.safetensors, decoder.safetensors, config.json")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--wav", nargs="*", default=[], help="16 kHz mono 16-bit WAV files (real speech)")
     ap.add_argument("--shifts", nargs="*", type=float, default=[], help="also try these sampler shifts")

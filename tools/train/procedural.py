@@ -276,10 +276,12 @@ def mouth_signals(speech, n_frames):
     return op, wd
 
 
-def head_motion(n_clips, n_frames, g, device="cpu", amp=1.0):
+def head_motion(n_clips, n_frames, g, device="cpu", amp=1.0, speech_open=None):
     """Small smooth head motion per frame: dx, dy (pixels at 128 px scale), tilt (radians) [B, P] each.
     A sum of 3 random sinusoids per axis (0.05-0.5 Hz): stationary and bounded (|dx| <= 3.5 px,
-    |dy| <= 2.2 px, |tilt| <= 4.5 deg)."""
+    |dy| <= 2.2 px, |tilt| <= 4.5 deg); with `speech_open` [B, P] (the mouth opening) a causal, slowly
+    smoothed speech activity adds a small nod (up to 1.5 px up, 1.5 deg tilt) that the model can infer
+    from the audio."""
     dev = torch.device(device)
     t = torch.arange(n_frames, device=dev, dtype=torch.float32)[None, None] / FPS
 
@@ -290,7 +292,12 @@ def head_motion(n_clips, n_frames, g, device="cpu", amp=1.0):
         a = a / a.sum(1, keepdim=True)
         return (a * torch.sin(2 * math.pi * fr * t + ph)).sum(1) * limit * amp
 
-    return track(3.5), track(2.2), track(math.radians(4.5))
+    dx, dy, tl = track(3.5), track(2.2), track(math.radians(4.5))
+    if speech_open is not None:
+        act = _one_pole(speech_open, 0.12, 0.0)
+        dy = dy - 1.5 * act
+        tl = tl + math.radians(1.5) * act
+    return dx, dy, tl
 
 
 def blinks(n_clips, n_frames, g, device="cpu", rate_hz=0.3):
@@ -325,11 +332,14 @@ def _cov(sdf, aa=0.75):
 
 
 def _sd_ellipse(x, y, a, b):
-    """Approximate signed distance to the ellipse (x/a)^2 + (y/b)^2 = 1 (first order, exact on the curve)."""
+    """Approximate signed distance to the ellipse (x/a)^2 + (y/b)^2 = 1: first order (exact on the curve),
+    bounded below by the distance to the bounding box so that very thin ellipses (a closed mouth or
+    eye) stay thin far from their centre."""
     fx, fy = x / a, y / b
     f = fx * fx + fy * fy - 1.0
     gx, gy = 2 * fx / a, 2 * fy / b
-    return f / torch.sqrt(gx * gx + gy * gy + 1e-6)
+    d = f / torch.sqrt(gx * gx + gy * gy + 1e-6)
+    return torch.maximum(d, torch.maximum(x.abs() - a, y.abs() - b))
 
 
 def _sd_capsule(x, y, ax, ay, bx, by, r):
@@ -550,7 +560,7 @@ def make_clips(n_clips, n_latents, g, device="cpu", size=128, with_audio=True, s
         sp["audio"] = sp["audio"] * (1 - sil) + nz * sil
         sp["voicing"] = sp["voicing"] * (1 - sil)
     op, wd = mouth_signals(sp, P)
-    dx, dy, tl = head_motion(n_clips, P, g, dev)
+    dx, dy, tl = head_motion(n_clips, P, g, dev, speech_open=op)
     bk = blinks(n_clips, P, g, dev)
     out = {"audio": sp["audio"], "open": op, "width": wd, "blink": bk, "dx": dx, "dy": dy, "tilt": tl}
     if render:

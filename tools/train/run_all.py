@@ -46,7 +46,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto")
-    ap.add_argument("--minutes-vae", type=float, default=2.75)
+    ap.add_argument("--minutes-vae", type=float, default=2.5)
     ap.add_argument("--minutes-dit", type=float, default=6.5)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--vae-batch", type=int, default=16)
@@ -64,7 +64,7 @@ def main(argv=None):
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--ctx-noise", type=float, default=0.05)
-    ap.add_argument("--eval-seconds", type=float, default=60.0)
+    ap.add_argument("--eval-seconds", type=float, default=300.0, help="length of the held-out rollout")
     ap.add_argument("--wav", nargs="*", default=[], help="extra real-speech WAVs (16 kHz) to evaluate")
     ap.add_argument("--shifts", nargs="*", type=float, default=[], help="eval: also try these sampler shifts")
     ap.add_argument("--select-shift", nargs="*", type=float, default=[1.5, 2.0, 3.0, 5.0],
