@@ -14,7 +14,10 @@ uint64_t ModelConfig::param_count() const {
     const uint64_t d = uint64_t(dim), f = uint64_t(ffn_dim);
     uint64_t n = 0;
     n += d * uint64_t(in_channels) * uint64_t(patch_volume()) + d;    // patch_embedding
-    n += d * uint64_t(text_dim) + d + d * d + d;                       // text_embedding.0/.2
+    if (conditioning == Conditioning::audio)
+        n += d * uint64_t(audio_token_features()) + d + d * d + d + uint64_t(audio_tokens) * d;  // audio_embedding.0/.2/.pos
+    else
+        n += d * uint64_t(text_dim) + d + d * d + d;                   // text_embedding.0/.2
     n += d * uint64_t(freq_dim) + d + d * d + d;                       // time_embedding.0/.2
     n += 6 * d * d + 6 * d;                                            // time_projection.1
     uint64_t block = 6 * d                                             // modulation
@@ -45,6 +48,11 @@ Status ModelConfig::validate() const {
     if (freq_dim <= 0 || freq_dim % 2 != 0) return bad("freq_dim", "even and > 0", freq_dim);
     if (patch_size[0] != 1) return bad("patch_size[0]", "1 (temporal patching is not supported)", patch_size[0]);
     if (patch_size[1] <= 0 || patch_size[2] <= 0) return bad("patch_size", "positive", patch_size[1]);
+    if (conditioning == Conditioning::audio) {
+        if (audio_mels <= 0) return bad("audio_mels", "> 0", audio_mels);
+        if (audio_tokens <= 0) return bad("audio_tokens", "> 0", audio_tokens);
+        if (audio_window <= 0 || audio_window % audio_tokens != 0) return bad("audio_window", "a positive multiple of audio_tokens", audio_window);
+    }
     if (!(eps > 0 && eps < 1)) return make_error(ErrorCode::invalid_argument, "model config '%s': field 'eps' must be in (0, 1)", name.c_str());
     return {};
 }
@@ -118,6 +126,9 @@ Result<ModelConfig> config_from_json(const std::string & text, const std::string
     AVS_TRY(read_int(j, "text_dim", c.text_dim, origin));
     AVS_TRY(read_int(j, "text_len", c.text_len, origin));
     AVS_TRY(read_int(j, "freq_dim", c.freq_dim, origin));
+    AVS_TRY(read_int(j, "audio_mels", c.audio_mels, origin));
+    AVS_TRY(read_int(j, "audio_window", c.audio_window, origin));
+    AVS_TRY(read_int(j, "audio_tokens", c.audio_tokens, origin));
     if (auto it = j.find("eps"); it != j.end()) {
         if (!it->is_number()) return make_error(ErrorCode::format, "%s: field 'eps' must be a number", origin.c_str());
         c.eps = it->get<double>();
@@ -169,6 +180,9 @@ std::string config_to_json(const ModelConfig & c) {
               {"text_dim", c.text_dim},   {"text_len", c.text_len},
               {"freq_dim", c.freq_dim},   {"eps", c.eps},
               {"conditioning", conditioning_name(c.conditioning)}};
+    if (c.conditioning == Conditioning::audio) {
+        j["audio_mels"] = c.audio_mels, j["audio_window"] = c.audio_window, j["audio_tokens"] = c.audio_tokens;
+    }
     return j.dump(2);
 }
 

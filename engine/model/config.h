@@ -27,9 +27,16 @@ struct ModelConfig {
     int                 freq_dim     = 256;
     double              eps          = 1e-6;
     Conditioning        conditioning = Conditioning::text;
+    // audio conditioning (docs/MODEL_FORMAT.md): each latent frame's window of `audio_window` log-mel
+    // frames of `audio_mels` bands becomes `audio_tokens` tokens (audio_embedding.*), and a frame's
+    // queries cross-attend to its own tokens only
+    int                 audio_mels   = 80;
+    int                 audio_window = 32;
+    int                 audio_tokens = 4;
 
     int  head_dim() const { return dim / heads; }
     int  patch_volume() const { return patch_size[0] * patch_size[1] * patch_size[2]; }
+    int  audio_token_features() const { return audio_window / audio_tokens * audio_mels; }  // per audio token
     // RoPE pairs per axis: the frame axis takes d - 4*(d/6) dims, height and width 2*(d/6) each.
     int  rope_pairs_t() const { return (head_dim() - 4 * (head_dim() / 6)) / 2; }
     int  rope_pairs_h() const { return (head_dim() / 6); }

@@ -29,7 +29,7 @@ Result<std::unique_ptr<Dit>> Dit::load(Backend & backend, const std::string & pa
     const uint64_t before = backend.bytes_in_use();
     AVS_TRY(load_weights(backend, cfg, *ckpt, dit->w_));
     dit->weight_bytes_ = backend.bytes_in_use() - before;
-    AVS_TRY(dit->set_zero_context());
+    AVS_TRY(dit->conditioning_init());
     return dit;
 }
 
@@ -39,16 +39,68 @@ Result<std::unique_ptr<Dit>> Dit::random_init(Backend & backend, const ModelConf
     const uint64_t before = backend.bytes_in_use();
     AVS_TRY(random_weights(backend, config, seed, dit->w_));
     dit->weight_bytes_ = backend.bytes_in_use() - before;
-    AVS_TRY(dit->set_zero_context());
+    AVS_TRY(dit->conditioning_init());
     return dit;
 }
 
+Status Dit::conditioning_init() { return cfg_.conditioning == Conditioning::audio ? init_audio() : set_zero_context(); }
+
+Status Dit::init_audio() {
+    host_ = make_cpu_backend();
+    auto to_host = [&](const Tensor & dev, Tensor & h) -> Status {
+        AVS_ASSIGN_OR_RETURN(h, Tensor::zeros(DType::f32, dev.shape()));
+        return be_.download(h, dev);
+    };
+    AVS_TRY(to_host(w_.audio_embedding_0.weight, audio0_host_.weight));
+    AVS_TRY(to_host(w_.audio_embedding_0.bias, audio0_host_.bias));
+    AVS_TRY(to_host(w_.audio_embedding_2.weight, audio2_host_.weight));
+    AVS_TRY(to_host(w_.audio_embedding_2.bias, audio2_host_.bias));
+    AVS_TRY(to_host(w_.audio_embedding_pos, audio_pos_host_));
+    // silence until the first set_audio
+    const Tensor silence = Tensor::host(DType::f32, Shape{1, cfg_.audio_window, cfg_.audio_mels});
+    for (int64_t i = 0; i < silence.numel(); ++i) silence.data<float>()[i] = std::log(1e-10f);
+    return set_audio(silence);
+}
+
+Status Dit::set_audio(const Tensor & windows) {
+    const ModelConfig & c = cfg_;
+    if (c.conditioning != Conditioning::audio)
+        return make_error(ErrorCode::invalid_argument, "model '%s' is %s-conditioned: it takes no audio", c.name.c_str(),
+                          conditioning_name(c.conditioning));
+    if (windows.ndim() != 3 || windows.dim(1) != c.audio_window || windows.dim(2) != c.audio_mels || windows.dim(0) < 1)
+        return make_error(ErrorCode::shape, "audio windows have shape %s, expected [frames, %d, %d] (log-mel frames x bands)",
+                          windows.shape().str().c_str(), c.audio_window, c.audio_mels);
+    const int64_t F = windows.dim(0), A = c.audio_tokens, D = c.dim, G = c.audio_token_features();
+    // [F, window, mels] is [F * A, (window / A) * mels] in memory: token a of frame f is mel frames [a*w/A, (a+1)*w/A)
+    AVS_ASSIGN_OR_RETURN(Tensor x, Tensor::zeros(DType::f32, Shape{F * A, G}));
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = (windows.data<float>()[i] + 5.0f) / 5.0f;
+    AVS_ASSIGN_OR_RETURN(Tensor t1, Tensor::zeros(DType::f32, Shape{F * A, D}));
+    AVS_ASSIGN_OR_RETURN(audio_host_, Tensor::zeros(DType::f32, Shape{F * A, D}));
+    AVS_TRY(host_->linear(t1, x, audio0_host_.weight, &audio0_host_.bias));            // [F*A, D]
+    AVS_TRY(host_->gelu_tanh(t1, t1));
+    AVS_TRY(host_->linear(audio_host_, t1, audio2_host_.weight, &audio2_host_.bias));  // [F*A, D]
+    const Tensor per_frame = audio_host_.reshape(Shape{F, A * D});
+    AVS_TRY(host_->add_row(per_frame, per_frame, audio_pos_host_));                     // + pos[a]
+    if (audio_frames_ != F) {
+        const DType act = be_.act_dtype();
+        AVS_ASSIGN_OR_RETURN(audio_tok_, be_.alloc(act, Shape{F * A, D}));
+        AVS_ASSIGN_OR_RETURN(audio_k_, be_.alloc(act, Shape{F * A, D}));
+        AVS_ASSIGN_OR_RETURN(audio_v_, be_.alloc(act, Shape{F * A, D}));
+        audio_frames_ = F;
+    }
+    return be_.upload(audio_tok_, audio_host_);
+}
+
 Status Dit::set_zero_context() {
+    if (cfg_.conditioning != Conditioning::text) return {};  // nothing to clear
     AVS_ASSIGN_OR_RETURN(Tensor ctx, Tensor::zeros(DType::f32, Shape{0, cfg_.text_dim}));
     return set_context(ctx);
 }
 
 Status Dit::set_context(const Tensor & context_host) {
+    if (cfg_.conditioning != Conditioning::text)
+        return make_error(ErrorCode::invalid_argument, "model '%s' is %s-conditioned: it takes no text context", cfg_.name.c_str(),
+                          conditioning_name(cfg_.conditioning));
     const int64_t Lt = cfg_.text_len, D = cfg_.dim, H = cfg_.heads, Dh = cfg_.head_dim();
     if (context_host.ndim() != 2 || context_host.dim(1) != cfg_.text_dim || context_host.dim(0) > Lt)
         return make_error(ErrorCode::shape, "text context has shape %s, expected [L <= %d, %d]", context_host.shape().str().c_str(),
@@ -184,6 +236,9 @@ Status Dit::forward_impl(const Tensor & x, const std::vector<double> & t, const 
         return make_error(ErrorCode::shape, "KV cache holds %d tokens per frame, the chunk has %lld", plan.cache->view(0).tokens_per_frame,
                           (long long) tpf);
     AVS_TRY(ensure_scratch(L, F));
+    if (c.conditioning == Conditioning::audio && audio_frames_ != F)
+        return make_error(ErrorCode::shape, "audio conditioning was set for %lld frames, the forward has %lld (call set_audio first)",
+                          (long long) audio_frames_, (long long) F);
     const float      eps  = float(c.eps);
     const RopeLayout rope = make_rope_layout(int(Dh), int(gh), int(gw));
     auto tk  = [&](const Tensor & s) { return s.slice(0, 0, L); };                   // [L, cols]
@@ -233,8 +288,20 @@ Status Dit::forward_impl(const Tensor & x, const std::vector<double> & t, const 
         AVS_TRY(be_.layer_norm_affine(n, h, b.norm3_weight, b.norm3_bias, eps));                // [L, D]
         AVS_TRY(be_.linear(tk(s_.q), n, b.cross_attn.q.weight, &b.cross_attn.q.bias));          // [L, D]
         AVS_TRY(be_.rms_norm(tk(s_.q), tk(s_.q), b.cross_attn.norm_q, eps));
-        AVS_TRY(be_.attention(thd(s_.a), thd(s_.q), cross_k_[size_t(l)], cross_v_[size_t(l)],
-                              float(1.0 / std::sqrt(double(Dh)))));                             // [L, H, Dh]
+        const float cscale = float(1.0 / std::sqrt(double(Dh)));
+        if (c.conditioning == Conditioning::audio) {
+            // each frame's queries see only that frame's audio tokens
+            const int64_t A = c.audio_tokens;
+            AVS_TRY(be_.linear(audio_k_, audio_tok_, b.cross_attn.k.weight, &b.cross_attn.k.bias));   // [F*A, D]
+            AVS_TRY(be_.rms_norm(audio_k_, audio_k_, b.cross_attn.norm_k, eps));
+            AVS_TRY(be_.linear(audio_v_, audio_tok_, b.cross_attn.v.weight, &b.cross_attn.v.bias));   // [F*A, D]
+            const Tensor ak = audio_k_.reshape(Shape{F * A, H, Dh}), av = audio_v_.reshape(Shape{F * A, H, Dh});
+            for (int64_t f = 0; f < F; ++f)
+                AVS_TRY(be_.attention(thd(s_.a).slice(0, f * tpf, (f + 1) * tpf), thd(s_.q).slice(0, f * tpf, (f + 1) * tpf),
+                                      ak.slice(0, f * A, (f + 1) * A), av.slice(0, f * A, (f + 1) * A), cscale));  // [tpf, H, Dh]
+        } else {
+            AVS_TRY(be_.attention(thd(s_.a), thd(s_.q), cross_k_[size_t(l)], cross_v_[size_t(l)], cscale));  // [L, H, Dh]
+        }
         AVS_TRY(be_.linear(o, tk(s_.a), b.cross_attn.o.weight, &b.cross_attn.o.bias));          // [L, D]
         AVS_TRY(be_.add(h, o));
 

@@ -43,6 +43,14 @@ public:
     // Text MLP output [text_len, dim] of the current context (device).
     const Tensor & text_embedding() const { return text_emb_; }
 
+    // Audio conditioning (config.conditioning == audio): the log-mel windows of the frames of the
+    // next forward(s), host f32 [F, audio_window, audio_mels] (natural-log mel, engine/audio/log_mel.h).
+    // The adapter (x = (logmel + 5) / 5, 4 tokens of 8 mel frames each -> audio_embedding.0, GELU,
+    // .2, + .pos) runs on the CPU twin (a dozen tokens per chunk) and its tokens are uploaded; each
+    // frame's queries then attend to its own tokens only.
+    Status set_audio(const Tensor & windows_host);
+    Tensor audio_tokens_host() const { return audio_host_; }  // [F * audio_tokens, dim] of the last set_audio
+
     // One forward of a chunk through the cache. x: device f32 [C_in, F, h, w], t: per-frame
     // timesteps; the chunk's K/V are written to cache `cache_index` as frames [frame0, frame0+F)
     // (when `write_kv`; the commit pass in commit mode, every step in step mode) and attention reads the
@@ -83,6 +91,13 @@ private:
     uint64_t    weight_bytes_ = 0;
 
     Tensor              text_emb_;          // [text_len, dim]
+    std::unique_ptr<Backend> host_;          // audio adapter (CPU twin) and its f32 weights
+    Linear              audio0_host_, audio2_host_;
+    Tensor              audio_pos_host_;     // [audio_tokens * dim]
+    Tensor              audio_host_, audio_tok_, audio_k_, audio_v_;  // [F * audio_tokens, dim]
+    int64_t             audio_frames_ = 0;
+    Status              init_audio();
+    Status              conditioning_init();  // zero text context, or silence
     std::vector<Tensor> cross_k_, cross_v_;  // per layer [text_len, heads, head_dim]
 
     // Activation scratch, reused across layers and forwards (sized for the largest chunk seen).

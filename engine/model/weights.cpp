@@ -25,8 +25,14 @@ std::vector<WeightSlot> weight_slots(DitWeights & w, const ModelConfig & c) {
                  Shape{D, c.in_channels, c.patch_size[0], c.patch_size[1], c.patch_size[2]},
                  Shape{D, c.in_channels * P}, &w.patch_embedding.weight});
     vec("patch_embedding.bias", w.patch_embedding.bias, D);
-    lin("text_embedding.0", w.text_embedding_0, D, c.text_dim);
-    lin("text_embedding.2", w.text_embedding_2, D, D);
+    if (c.conditioning == Conditioning::audio) {
+        lin("audio_embedding.0", w.audio_embedding_0, D, c.audio_token_features());
+        lin("audio_embedding.2", w.audio_embedding_2, D, D);
+        s.push_back({"audio_embedding.pos", Shape{c.audio_tokens, D}, Shape{c.audio_tokens * D}, &w.audio_embedding_pos});
+    } else {
+        lin("text_embedding.0", w.text_embedding_0, D, c.text_dim);
+        lin("text_embedding.2", w.text_embedding_2, D, D);
+    }
     lin("time_embedding.0", w.time_embedding_0, D, c.freq_dim);
     lin("time_embedding.2", w.time_embedding_2, D, D);
     lin("time_projection.1", w.time_projection_1, 6 * D, D);

@@ -36,7 +36,9 @@ struct BlockWeights {
 
 struct DitWeights {
     Linear                    patch_embedding;  // weight [dim, in*pt*ph*pw] (checkpoint [dim, in, pt, ph, pw])
-    Linear                    text_embedding_0, text_embedding_2;
+    Linear                    text_embedding_0, text_embedding_2;    // text conditioning
+    Linear                    audio_embedding_0, audio_embedding_2;  // audio conditioning: [dim, G*mels], [dim, dim]
+    Tensor                    audio_embedding_pos;                   // [audio_tokens, dim]
     Linear                    time_embedding_0, time_embedding_2;
     Linear                    time_projection_1;
     std::vector<BlockWeights> blocks;

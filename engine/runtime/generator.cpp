@@ -4,6 +4,7 @@
 #include "engine/runtime/sampler.h"
 
 #include <chrono>
+#include <cmath>
 
 namespace avs {
 
@@ -82,6 +83,15 @@ Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, Chunk
     const auto    t_all  = clock::now();
     if (stats) *stats = ChunkStats{chunk_, {}, 0, 0};
 
+    const ModelConfig & mc = dit_.config();
+    if (mc.conditioning == Conditioning::audio) {
+        if (!audio_windows_.defined()) {
+            AVS_ASSIGN_OR_RETURN(audio_windows_, Tensor::zeros(DType::f32, Shape{cfg_.chunk_frames, mc.audio_window, mc.audio_mels}));
+            for (int64_t i = 0; i < audio_windows_.numel(); ++i) audio_windows_.data<float>()[i] = std::log(1e-10f);  // silence
+        }
+        if (audio_) AVS_TRY(audio_(frame0, cfg_.chunk_frames, audio_windows_).with_context("audio for chunk " + std::to_string(chunk_)));
+        AVS_TRY(dit_.set_audio(audio_windows_));
+    }
     AVS_ASSIGN_OR_RETURN(ev_begin_, be.record_event());
     AVS_TRY(noise.fill(chunk_, 0, host_noise_));
     AVS_TRY(be.upload(x_, host_noise_));

@@ -72,6 +72,10 @@ public:
     // the next chunk), before the commit pass: a decode pipeline takes them from here so that decoding
     // overlaps the commit pass and the next chunk.
     void set_latents_hook(std::function<Status(const Tensor & latents)> hook) { hook_ = std::move(hook); }
+    // Audio-conditioned models: fills the log-mel windows [frames, audio_window, audio_mels] (host f32)
+    // of latent frames [frame0, frame0 + frames) before each chunk. Without one the model hears silence.
+    using AudioSource = std::function<Status(int64_t frame0, int frames, const Tensor & windows_host)>;
+    void set_audio_source(AudioSource src) { audio_ = std::move(src); }
     // Events around the last chunk's DiT work (for traces): recorded on the DiT backend.
     const std::shared_ptr<BackendEvent> & chunk_begin_event() const { return ev_begin_; }
     const std::shared_ptr<BackendEvent> & chunk_end_event() const { return ev_end_; }
@@ -95,6 +99,8 @@ private:
     Tensor              x_, v_, x0_, eps_;  // device [C, F, h, w]
     Tensor              host_noise_;
     std::function<Status(const Tensor &)> hook_;
+    AudioSource                           audio_;
+    Tensor                                audio_windows_;  // host [chunk_frames, audio_window, audio_mels]
     std::shared_ptr<BackendEvent>         ev_begin_, ev_end_;
 };
 

@@ -247,3 +247,21 @@ def teacher_forcing_mask(n, chunk, device):
 
 def param_count(model):
     return sum(p.numel() for p in model.parameters())
+
+
+def dit_flops_per_chunk(cfg, chunk_frames=3, tokens_per_frame=64, kv_frames=12, passes=5):
+    """FLOPs (2 x multiply-adds) of the DiT for one chunk at inference: `passes` forward passes (denoising
+    steps + the commit pass) of chunk_frames x tokens_per_frame tokens attending to kv_frames frames.
+    GEMMs and attention only (norms, RoPE, softmax are small)."""
+    D, Fd, L = cfg["dim"], cfg["ffn_dim"], cfg["layers"]
+    A = cfg["audio_tokens"]
+    feats = cfg["audio_window"] // A * cfg["audio_mels"]
+    pt, ph, pw = cfg["patch_size"]
+    n = chunk_frames * tokens_per_frame
+    per_tok = L * (4 * D * D + 2 * D * D + 2 * D * Fd)                    # self qkvo, cross q/o, ffn
+    per_tok += cfg["in_channels"] * ph * pw * D + D * cfg["out_channels"] * ph * pw
+    attn = L * 2 * n * kv_frames * tokens_per_frame * D                   # QK^T and PV, all heads
+    cross = L * 2 * n * A * D + L * chunk_frames * A * 2 * D * D           # per-frame audio attention + audio K/V
+    audio = chunk_frames * A * (feats * D + D * D)                         # audio tokens (once per chunk)
+    time_mlp = chunk_frames * (cfg["freq_dim"] * D + D * D + 6 * D * D)
+    return 2 * (passes * (n * per_tok + attn + cross + time_mlp) + audio)

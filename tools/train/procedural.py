@@ -13,8 +13,12 @@ Audio (16 kHz, float32 in [-1, 1]), `synth_speech`:
     syllables (coarticulation); nasals (m/n) as a low murmur;
   * consonants: fricatives s/sh/f (shaped noise), plosives (closure then a short broadband burst),
     an optional coda 's';
+  * every part (vowel, nasal, fricative, burst, coda) at a random relative level per syllable, and some
+    syllables voiced through their edges (connected speech);
   * loudness: per-syllable level, slow phrase-level drift, clip normalised to a peak frame RMS of
-    -12 dBFS, then a random gain of -20..0 dB and background noise (none, or -75..-48 dBFS).
+    -12 dBFS, a random 0.3-6 Hz level wobble (up to +-8 dB) and abrupt 40-250 ms silence gaps (so that
+    loudness is not predictable from the phoneme class: the mouth must follow the level), then a random
+    gain of -20..0 dB and background noise (none, or -75..-48 dBFS).
 
 Video (RGB float in [0, 1], 16 fps), `render_faces`: one fixed character drawn with signed distances and
 smoothstep anti-aliasing: background gradient, shoulders, neck, ears, head with shading, hair, brows,
@@ -91,10 +95,31 @@ def _interp(x, n):
     return F.interpolate(x[:, None, :], size=n, mode="linear", align_corners=True)[:, 0]
 
 
+def _level_modulation(B, N, g, dev):
+    """Per-sample gain [B, N] that decouples loudness from phonetic content: with prob. 0.7 a random
+    0.3-6 Hz level wobble of up to +-8 dB, and with prob. 0.5 a few abrupt silence gaps of 40-250 ms
+    (10 ms ramps) like the word gaps of synthetic TTS."""
+    t = torch.arange(N, device=dev, dtype=torch.float32)[None, None] / SR
+    fr = _u((B, 3, 1), g, dev, 0.3, 6.0)
+    ph = _u((B, 3, 1), g, dev, 0.0, 2 * math.pi)
+    a = _u((B, 3, 1), g, dev)
+    a = a / a.sum(1, keepdim=True) * _u((B, 1, 1), g, dev, 0.0, 8.0) * (_u((B, 1, 1), g, dev) < 0.7).float()
+    db = (a * torch.sin(2 * math.pi * fr * t + ph)).sum(1)
+    gain = 10.0 ** (db / 20.0)
+    n_gap = 12
+    start = _u((B, n_gap, 1), g, dev, 0.0, N / SR)
+    length = _u((B, n_gap, 1), g, dev, 0.04, 0.25)
+    on = ((_u((B, n_gap, 1), g, dev) < 0.35) & (_u((B, 1, 1), g, dev) < 0.5)).float()
+    ramp = 0.01
+    inside = _sstep((t - start) / ramp) * _sstep((start + length - t) / ramp) * on      # [B, gaps, N]
+    return gain * (1.0 - inside.amax(1))
+
+
 def synth_speech(n_clips, n_samples, g, device="cpu", lead_silence=True, pause_p=0.13, gain_db=(-20.0, 0.0),
-                 noise_db=(-75.0, -48.0), noise_off_p=0.35):
+                 noise_db=(-75.0, -48.0), noise_off_p=0.35, modulate=True):
     """Speech-like audio. Returns dict: audio [B, N] float32, and control tracks at hop 128
-    (`ctrl_hop`): f2cue [B, M] in [0, 1] (current vowel's F2 target, smoothed), voicing [B, M] in [0, 1]."""
+    (`ctrl_hop`): f2cue [B, M] in [0, 1] (current vowel's F2 target, smoothed), voicing [B, M] in [0, 1].
+    modulate: random level wobble and silence gaps on top (training data; see _level_modulation)."""
     dev = torch.device(device)
     B, N = int(n_clips), int(n_samples)
     hop, nfft = 128, 512
@@ -124,12 +149,22 @@ def synth_speech(n_clips, n_samples, g, device="cpu", lead_silence=True, pause_p
     accent = _u((B, K), g, dev, -2.0, 3.5)
     c_len = torch.where(cons == 0, torch.zeros_like(amp_db), _u((B, K), g, dev, 0.18, 0.35))
     burst_fc = _u((B, K), g, dev, 1000.0, 4000.0)
+    # per-segment relative levels of the parts (dB), so that loudness is not predictable from the
+    # spectral shape of a sound class (a loud nasal or fricative must still open the mouth)
+    lv_nasal = 10.0 ** (_u((B, K), g, dev, -14.0, 0.0) / 20.0)
+    lv_fric = 10.0 ** (_u((B, K), g, dev, -20.0, -2.0) / 20.0)
+    lv_burst = 10.0 ** (_u((B, K), g, dev, -12.0, 0.0) / 20.0)
+    lv_coda = 10.0 ** (_u((B, K), g, dev, -16.0, -4.0) / 20.0)
+    # connected speech: some syllables keep voicing through their edges (no full dip to silence)
+    floor = torch.where((_u((B, K), g, dev) < 0.35) & ((cons == 0) | (cons == 5)), _u((B, K), g, dev, 0.15, 0.5),
+                        torch.zeros_like(amp_db))
 
     vw, cs, cl = vowel.gather(1, seg), cons.gather(1, seg), c_len.gather(1, seg)
     cd = coda.gather(1, seg).float()
     act = active.float()
 
     env_v = _sstep((u - cl) / 0.12) * _sstep((1.0 - u) / 0.22) * (1.0 - cd * (1.0 - _sstep((0.82 - u) / 0.1)))
+    env_v = torch.maximum(env_v, floor.gather(1, seg) * (1.0 - cd))
     env_c = _sstep(u / 0.06) * _sstep((cl - u) / 0.04)                      # onset consonant span
     is_fric = ((cs >= 1) & (cs <= 3)).float()
     is_plos = (cs == 4).float()
@@ -142,10 +177,10 @@ def synth_speech(n_clips, n_samples, g, device="cpu", lead_silence=True, pause_p
     drift_db = (torch.sin(2 * math.pi * fr[:, :, None] * t[None, None] + ph[:, :, None])).sum(1) * 1.2
     amp = 10.0 ** ((amp_db.gather(1, seg) + drift_db) / 20.0) * act
 
-    v_amp = amp * (env_v + 0.35 * env_c * is_nasal)
-    fric_amp = amp * env_c * is_fric * 10.0 ** (_u((B, 1), g, dev, -14.0, -6.0) / 20.0)
-    burst_amp = amp * env_burst * 0.7
-    coda_amp = amp * env_coda * 10.0 ** (-10.0 / 20.0)
+    v_amp = amp * (env_v + lv_nasal.gather(1, seg) * env_c * is_nasal)
+    fric_amp = amp * env_c * is_fric * lv_fric.gather(1, seg)
+    burst_amp = amp * env_burst * lv_burst.gather(1, seg)
+    coda_amp = amp * env_coda * lv_coda.gather(1, seg)
     voicing = (env_v * act).clamp(0, 1)
 
     # ---- formant tracks (smoothed -> coarticulation); nasal portions use nasal formants
@@ -204,6 +239,8 @@ def synth_speech(n_clips, n_samples, g, device="cpu", lead_silence=True, pause_p
     nf = N // SPF
     fr_rms = y[:, : nf * SPF].reshape(B, nf, SPF).pow(2).mean(-1).sqrt().amax(1, keepdim=True)
     y = y * (10 ** (-12.0 / 20.0) / (fr_rms + 1e-8))
+    if modulate:
+        y = y * _level_modulation(B, N, g, dev)
     y = y * 10.0 ** (_u((B, 1), g, dev, gain_db[0], gain_db[1]) / 20.0)
     nz = _n((B, N), g, dev)
     # colour the noise: mix white with a 1/f-ish version (FFT domain)

@@ -149,6 +149,13 @@ def main(argv=None):
     log("dit held-out loss per sigma: %s" % {k: round(v, 4) for k, v in drep["heldout_loss_per_sigma"].items()})
     rep["dit"] = drep
     rep["dit_params"] = DM.param_count(dit)
+    lh = size // 8
+    rep["dit_gflop_per_chunk"] = DM.dit_flops_per_chunk(cfg, dfl["chunk_frames"], (lh // 2) ** 2,
+                                                        dfl["sinks"] + dfl["window"], dfl["steps"] + 1) / 1e9
+    rep["chunk_gflop_total"] = rep["dit_gflop_per_chunk"] + dfl["chunk_frames"] * rep["decoder"]["gflop_per_latent"]
+    log("dit: %d params, %.2f GFLOP per chunk of %d latents (%d passes); with the decoder %.2f GFLOP per %d video "
+        "frames" % (rep["dit_params"], rep["dit_gflop_per_chunk"], dfl["chunk_frames"], dfl["steps"] + 1,
+                    rep["chunk_gflop_total"], 4 * dfl["chunk_frames"]))
     rep["timings_s"]["dit"] = round(t.s(), 1)
     del data, held
 
