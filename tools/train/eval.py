@@ -19,11 +19,9 @@ near-silence. Reported (eval.json):
 """
 
 import argparse
-import math
 import os
 import time
 
-import numpy as np
 import torch
 
 import common  # noqa: F401  (sets sys.path)
