@@ -6,6 +6,11 @@
 #include "engine/decode/decoder.h"
 #include "engine/runtime/decode_pipeline.h"
 #include "engine/runtime/generator.h"
+#include "engine/model/default_model.h"
+#include "engine/audio/wav.h"
+#if defined(AVS_HAVE_FFTW3F)
+#include "engine/audio/audio_windows.h"
+#endif
 #include "engine/runtime/trace.h"
 
 #include <CLI/CLI.hpp>
@@ -25,7 +30,7 @@ namespace {
 
 struct Options {
     std::string model, config, context, noise, dump_latents, backend = "auto";
-    std::string decoder = "none", vae, dump_frames, trace;
+    std::string decoder = "none", vae, dump_frames, trace, audio;
     int         decode_in_flight = 2;
     bool        random_init = false;
     bool        offload = false;
@@ -87,6 +92,28 @@ int run(const Options & o) {
     std::printf("model: %s, dim %d, %d layers, %d heads, %.1f M params, weights %.1f MiB on %s\n", mc.name.c_str(), mc.dim,
                 mc.layers, mc.heads, double(mc.param_count()) / 1e6, double(dit->weight_bytes()) / 1048576.0, be->name());
 
+    // ---- audio (audio-conditioned models): the whole recording's features, a window per latent ----
+#if defined(AVS_HAVE_FFTW3F)
+    std::unique_ptr<ClipAudio> clip;
+    if (!o.audio.empty()) {
+        if (mc.conditioning != Conditioning::audio)
+            return fail(make_error(ErrorCode::invalid_argument, "--audio: model '%s' is %s-conditioned", mc.name.c_str(),
+                                   conditioning_name(mc.conditioning)));
+        auto wav = read_wav(o.audio);
+        if (!wav) return fail(wav.status().with_context("--audio"));
+        LogMelConfig lm;
+        lm.n_mels = mc.audio_mels;
+        auto c = ClipAudio::create(wav.value().samples, wav.value().sample_rate, mc.audio_window, lm);
+        if (!c) return fail(c.status().with_context("--audio " + o.audio));
+        clip = std::make_unique<ClipAudio>(std::move(c).value());
+        std::printf("audio: %s, %.2f s, %lld log-mel frames\n", o.audio.c_str(), clip->seconds(), (long long) clip->mel_frames());
+    } else if (mc.conditioning == Conditioning::audio) {
+        std::printf("audio: none given (--audio FILE.wav): the model hears silence\n");
+    }
+#else
+    if (!o.audio.empty()) return fail(make_error(ErrorCode::unsupported, "--audio: built without FFTW (no log-mel features)"));
+#endif
+
     if (!o.context.empty()) {
         auto ctx = load_named(o.context, "context", "--context");
         if (!ctx) return fail(ctx.status());
@@ -120,6 +147,9 @@ int run(const Options & o) {
     auto gen_r = Generator::create(*dit, g);
     if (!gen_r) return fail(gen_r.status().with_context("--window/--sinks/--chunk-frames/--steps/--height/--width"));
     Generator & gen = *gen_r.value();
+#if defined(AVS_HAVE_FFTW3F)
+    if (clip) gen.set_audio_source([&clip](int64_t f0, int n, const Tensor & w) { return clip->fill(f0, n, w); });
+#endif
 
     std::unique_ptr<NoiseSource> noise;
     if (!o.noise.empty()) {
@@ -289,6 +319,7 @@ int main(int argc, char ** argv) {
     app.add_option("--decode-in-flight", o.decode_in_flight, "chunks queued for decoding before the DiT waits")->check(CLI::Range(1, 16));
     app.add_option("--dump-frames", o.dump_frames, "write 'frames' uint8 [N, H, W, 3] to this safetensors file (needs --decoder)");
     app.add_option("--trace", o.trace, "write a Chrome trace (JSON) of the DiT and decode stream spans (needs --decoder)");
+    app.add_option("--audio", o.audio, "audio-conditioned models: a WAV file (16 kHz) that drives the avatar")->check(CLI::ExistingFile);
     app.add_option("--log-level", o.log_level, "debug | info | warn | error")->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     try {
         app.parse(argc, argv);
@@ -296,8 +327,31 @@ int main(int argc, char ** argv) {
         return app.exit(e);
     }
     if (!o.random_init && o.model.empty()) {
-        std::fprintf(stderr, "avs-gen: error: give --model PATH or --random-init --config NAME\n");
-        return 2;
+        // the embedded default avatar, with the settings its config recommends unless given
+        auto dm = default_model();
+        if (!dm) {
+            std::fprintf(stderr, "avs-gen: error: no --model and %s\n", dm.status().message().c_str());
+            return 2;
+        }
+        auto d = inference_defaults(dm.value().config);
+        if (!d) {
+            std::fprintf(stderr, "avs-gen: error: %s\n", d.status().message().c_str());
+            return 2;
+        }
+        const InferenceDefaults & df = d.value();
+        o.model = dm.value().dit;
+        if (o.config.empty()) o.config = dm.value().config;
+        if (!app.count("--decoder")) o.decoder = "tiny";
+        if (o.vae.empty() && o.decoder == "tiny") o.vae = dm.value().decoder;
+        if (!app.count("--steps") && df.steps) o.steps = *df.steps;
+        if (!app.count("--shift") && df.shift) o.shift = *df.shift;
+        if (!app.count("--window") && df.window) o.window = *df.window;
+        if (!app.count("--sinks") && df.sinks) o.sinks = *df.sinks;
+        if (!app.count("--chunk-frames") && df.chunk_frames) o.chunk_frames = *df.chunk_frames;
+        if (!app.count("--rope-mode") && df.rope_mode) o.rope_mode = *df.rope_mode;
+        if (!app.count("--height") && df.height) o.height = *df.height;
+        if (!app.count("--width") && df.width) o.width = *df.width;
+        std::printf("model: the embedded default avatar (%s)\n", dm.value().dir.c_str());
     }
     if (o.decoder == "none" && (!o.dump_frames.empty() || !o.trace.empty())) {
         std::fprintf(stderr, "avs-gen: error: --dump-frames and --trace need --decoder tiny|wan\n");
