@@ -7,6 +7,7 @@
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/cache/kv_format.h"
 #include "engine/runtime/generator.h"
+#include "engine/model/default_model.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -289,4 +290,21 @@ TEST_CASE("a 1.3B real-dims chunk forward on CUDA stays finite", "[cuda][dit]") 
                                    << gpu->peak_bytes() / 1048576 << " MiB");
         REQUIRE(s2 > 0);
     }
+}
+
+TEST_CASE("the default avatar's audio-conditioned forward on CUDA matches the PyTorch reference (golden)", "[cuda][dit][audio]") {
+    auto gpu = cuda_backend();
+    auto dm  = default_model();
+    REQUIRE(dm.ok());
+    auto dit = Dit::load(*gpu, dm.value().dit, nullptr).value();
+    const std::string g = test::data_path("golden_default_model.safetensors");
+    const Tensor x = test::read_named(g, "x"), tt = test::read_named(g, "t"), w = test::read_named(g, "windows"), want = test::read_named(g, "v");
+    std::vector<double> t;
+    for (int64_t i = 0; i < tt.numel(); ++i) t.push_back(double(tt.data<float>()[i]));
+    REQUIRE(dit->set_audio(w).ok());
+    Tensor v = gpu->alloc(DType::f32, want.shape()).value();
+    REQUIRE(dit->forward_full(to_device(*gpu, x, DType::f32), t, 3, v).ok());
+    const double e = test::rel_err(to_host(*gpu, v), want);
+    WARN("default avatar forward on CUDA (bf16) vs PyTorch reference: rel err " << e);
+    REQUIRE(e < 3e-2);
 }
