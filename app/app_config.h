@@ -9,8 +9,15 @@
 
 namespace avs {
 
+// First-run stream settings: the embedded default avatar with the cache geometry it was trained for.
+inline StreamSettings default_stream_settings() {
+    StreamSettings s;
+    s.config = "default", s.window = 9, s.sinks = 3, s.rope_mode = "window";
+    return s;
+}
+
 struct AppConfig {
-    StreamSettings stream;
+    StreamSettings stream = default_stream_settings();
     std::string    audio = "mic";  // mic | file | silence
     int            audio_device = -1;  // PortAudio input index, -1 = default
     std::string    audio_file;         // the file source (and the mic's fallback)

@@ -49,6 +49,9 @@ int run_headless(AppConfig & cfg, const Flags & fl) {
     // file's samples up to (k + 1) / 16 s, whatever the generation speed (batch use, slower than real
     // time). A microphone or silence runs on the wall clock like the window.
     spec.realtime = spec.kind != AudioSourceKind::file;
+    // the engine's copy of the samples (audio-driven models generate as their audio arrives)
+    auto engine_audio = std::make_shared<AudioRing>(size_t(1) << 18);
+    spec.extra_outputs.push_back(engine_audio);
     AudioOpenResult audio = open_audio_with_fallback(spec);
     const bool file_paced = audio.source->kind() == AudioSourceKind::file;
     auto rec_audio = file_paced ? std::make_shared<AudioRing>(size_t(1) << 18) : audio.source->ring_ptr();
@@ -80,7 +83,14 @@ int run_headless(AppConfig & cfg, const Flags & fl) {
     int64_t shown = 0;
     const int64_t want = fl.seconds > 0 ? int64_t(fl.seconds * 16.0 + 0.5) : -1;
     Status  err;
+    std::vector<float> ebuf(4096);
+    int64_t            engine_fed = 0;
     while (!g_quit && (want < 0 || shown < want)) {
+        for (size_t n; (n = engine_audio->read(ebuf.data(), ebuf.size())) > 0; engine_fed += int64_t(n)) stream->push_audio(ebuf.data(), int64_t(n));
+        if (file_paced && audio.source->finished()) {  // after the file: silence, a few seconds ahead of what is shown
+            std::fill(ebuf.begin(), ebuf.end(), 0.0f);
+            for (; engine_fed < (shown + 48) * 1000; engine_fed += int64_t(ebuf.size())) stream->push_audio(ebuf.data(), int64_t(ebuf.size()));
+        }
         const StreamStats st = stream->stats();
         if (st.state == "error") {
             err = make_error(ErrorCode::internal, "engine: %s", st.message.c_str());
@@ -148,7 +158,7 @@ int main(int argc, char ** argv) {
     app.add_option("--screenshot", fl.screenshot, "window: write the last rendered frame to this PPM file at exit");
     app.add_option("--record", fl.record, "record to this MP4 file (H.264 + AAC)");
     auto * o_model  = app.add_option("--model", o.model, "DiT checkpoint (.safetensors, index or directory)");
-    auto * o_config = app.add_option("--config", o.config, "model preset for random weights (tiny | wan2.1-t2v-1.3b | ...)");
+    auto * o_config = app.add_option("--config", o.config, "default (the embedded avatar) | a preset for random weights (tiny | wan2.1-t2v-1.3b | ...)");
     auto * o_vae    = app.add_option("--vae", o.vae, "decoder weights (safetensors)");
     auto * o_dec    = app.add_option("--decoder", o.decoder, "tiny | wan")->check(CLI::IsMember({"tiny", "wan"}));
     auto * o_be     = app.add_option("--backend", o.backend, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));

@@ -84,6 +84,7 @@ int run_windowed(AppConfig & cfg, const WindowRunOptions & opt) {
     double            fps_ema = 0;
     clock::time_point last_present = clock::now();
     int rc = 0;
+    std::vector<float> abuf(4096);
 
     while (!window.should_close() && !(opt.quit && opt.quit->load())) {
         window.poll_events();
@@ -117,6 +118,8 @@ int run_windowed(AppConfig & cfg, const WindowRunOptions & opt) {
         }
         ui.presented_fps = fps_ema;
         ui.level = audio.source->level().read();
+        // the engine hears what the source delivers (audio-driven models generate as it arrives)
+        for (size_t n; (n = audio.source->ring().read(abuf.data(), abuf.size())) > 0;) stream->push_audio(abuf.data(), int64_t(n));
         if (rec && !rec->error().ok()) stop_recording();
 
         VideoFrameView view;

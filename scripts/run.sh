@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 1: installs what is needed, builds, and launches the app (`avatarstream`) on the
-# default model (today: the tiny config with random weights, on the GPU when there is one, else the
+# default model (the embedded avatar in assets/, on the GPU when there is one, else the
 # CPU), listening to the default microphone (a WAV file or silence when there is none). Without a
 # display it runs headless for 10 s and records out/avatarstream.mp4. Extra arguments go to the app.
 set -euo pipefail

@@ -121,3 +121,34 @@ TEST_CASE("stream reports bad settings as an error state and recovers on new set
     REQUIRE(pop_n(*st, 1, 120).size() == 1);
     REQUIRE(st->stats().state == "running");
 }
+
+#if defined(AVS_HAVE_FFTW3F)
+TEST_CASE("stream on the default avatar waits for audio and generates as it arrives", "[stream][default_model]") {
+    StreamSettings s;
+    s.backend = "cpu", s.config = "default", s.decoder = "tiny", s.window = 9, s.sinks = 3, s.rope_mode = "window";
+    s.max_ahead_s = 2.0;
+    auto st = Stream::start(s);
+    // loaded and warmed, but no audio yet: no frame
+    const auto t0 = std::chrono::steady_clock::now();
+    while (st->stats().model_name.empty() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(st->stats().model_name == "avatarstream-default");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    DecodedFrame f;
+    REQUIRE_FALSE(st->pop_frame(f));
+    // 1.5 s of audio: the chunks whose audio it covers (latent L needs audio up to (4L + 1) / 16 s)
+    std::vector<float> tone(24000);
+    for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.3f * std::sin(0.05f * float(i)) * (i % 4000 < 2000 ? 1.0f : 0.0f);
+    st->push_audio(tone.data(), int64_t(tone.size()));
+    auto got = pop_n(*st, 9, 120);  // the first chunk: 1 + 4 * 2 frames
+    REQUIRE(got.size() == 9);
+    REQUIRE(got[0].rgba.shape() == Shape{128, 128, 4});
+    REQUIRE(st->stats().state == "running");
+    // latents 0..5 are covered (audio end (4*5+1)/16 = 1.31 s <= 1.5 s), latent 6 is not: 2 chunks, 21 frames, then it waits
+    auto more = pop_n(*st, 12, 60);
+    REQUIRE(more.size() == 12);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    REQUIRE_FALSE(st->pop_frame(f));
+    st->stop();
+}
+#endif

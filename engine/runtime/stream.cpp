@@ -1,6 +1,10 @@
 #include "engine/runtime/stream.h"
 
 #include "engine/core/log.h"
+#include "engine/model/default_model.h"
+#if defined(AVS_HAVE_FFTW3F)
+#include "engine/audio/live_audio.h"
+#endif
 #include "engine/io/safetensors.h"
 #include "engine/model/dit.h"
 #include "engine/runtime/generator.h"
@@ -55,6 +59,9 @@ struct Stream::Model {
 std::unique_ptr<Stream> Stream::start(const StreamSettings & s) {
     std::unique_ptr<Stream> st(new Stream());
     st->wanted_ = s;
+#if defined(AVS_HAVE_FFTW3F)
+    if (auto a = LiveAudio::create(32); a) st->audio_ = std::move(a).value();
+#endif
     st->thread_ = std::thread([p = st.get()] { p->run(); });
     return st;
 }
@@ -65,6 +72,14 @@ void Stream::stop() {
     stop_ = true;
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+}
+
+void Stream::push_audio(const float * samples, int64_t n) {
+#if defined(AVS_HAVE_FFTW3F)
+    if (audio_) audio_->push(samples, n);
+#else
+    (void) samples, (void) n;
+#endif
 }
 
 void Stream::apply(const StreamSettings & s) {
@@ -131,7 +146,11 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
         m->settings = s;
         set_state("loading", "creating the " + s.backend + " backend", 0.05);
         AVS_ASSIGN_OR_RETURN(m->be, make_backend(s.backend));
-        if (s.model.empty()) {
+        if (s.model.empty() && s.config == "default") {
+            AVS_ASSIGN_OR_RETURN(DefaultModel dm, default_model());
+            set_state("loading", "loading the default avatar", 0.1);
+            AVS_ASSIGN_OR_RETURN(m->dit, Dit::load(*m->be, dm.dit, nullptr));
+        } else if (s.model.empty()) {
             set_state("loading", "random weights for " + s.config, 0.1);
             AVS_ASSIGN_OR_RETURN(ModelConfig mc, config_resolve(s.config));
             AVS_ASSIGN_OR_RETURN(m->dit, Dit::random_init(*m->be, mc, s.seed));
@@ -146,7 +165,7 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     if (stop_) return {};
     Backend * be  = model->be.get();
     Dit *     dit = model->dit.get();
-    if (model->context != s.context) {
+    if (dit->config().conditioning == Conditioning::text && model->context != s.context) {
         if (!s.context.empty()) {
             AVS_ASSIGN_OR_RETURN(Tensor ctx, load_context(s.context));
             AVS_TRY(dit->set_context(ctx));
@@ -157,11 +176,20 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
         model->context = s.context;
     }
     const ModelConfig & mc = dit->config();
+    // the default avatar's recommended settings (assets/config.json) fill in what is left at 0
+    InferenceDefaults rec;
+    std::string       vae = s.vae;
+    const bool        default_avatar = s.model.empty() && s.config == "default";
+    if (default_avatar) {
+        AVS_ASSIGN_OR_RETURN(DefaultModel dm, default_model());
+        AVS_ASSIGN_OR_RETURN(rec, inference_defaults(dm.config));
+        if (vae.empty() && s.decoder == "tiny") vae = dm.decoder;
+    }
     const bool small = mc.dim <= 256;
-    const int  H = s.height ? s.height : (small ? 64 : 480), W = s.width ? s.width : (small ? 64 : 832);
+    const int  H = s.height ? s.height : rec.height.value_or(small ? 64 : 480), W = s.width ? s.width : rec.width.value_or(small ? 64 : 832);
     if (H % 16 || W % 16) return make_error(ErrorCode::invalid_argument, "frame size %dx%d: multiples of 16 expected", W, H);
     GenConfig g;
-    g.chunk_frames = s.chunk_frames, g.steps = s.steps, g.shift = 5.0;
+    g.chunk_frames = s.chunk_frames, g.steps = s.steps, g.shift = s.shift > 0 ? s.shift : rec.shift.value_or(5.0);
     g.height_latent = H / 8, g.width_latent = W / 8;
     AVS_ASSIGN_OR_RETURN(g.cache, cache_config(s, *be));
     AVS_ASSIGN_OR_RETURN(auto gen, Generator::create(*dit, g));
@@ -169,7 +197,7 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     set_state("loading", "loading the " + s.decoder + " decoder", 0.6);
     AVS_ASSIGN_OR_RETURN(auto dbe, make_backend(be->name()));
     const DecoderKind kind = s.decoder == "wan" ? DecoderKind::wan : DecoderKind::tiny;
-    AVS_ASSIGN_OR_RETURN(auto dec, load_decoder(*dbe, kind, s.vae, s.vae.empty() ? s.seed + 1 : 0));
+    AVS_ASSIGN_OR_RETURN(auto dec, load_decoder(*dbe, kind, vae, vae.empty() ? s.seed + 1 : 0));
     const std::string dec_name = dec->name();
     DecodePipeline::Options po;
     po.max_ready = kMaxQueued;
@@ -207,6 +235,32 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     auto           last_end = clock::now();
     StreamSettings cur = s;
     double         traffic = 0;
+    struct Count {
+        int & n;
+        ~Count() { ++n; }
+    } count_segment{segments_};
+    // Settings that end this segment (not a live cache change) stop a wait for audio.
+    auto leaving = [&] {
+        std::lock_guard<std::mutex> lock(m_);
+        return stop_ || (wanted_gen_ != gen_at_start && !wanted_.same_except_cache(cur));
+    };
+    if (mc.conditioning == Conditioning::audio) {
+#if defined(AVS_HAVE_FFTW3F)
+        if (!audio_) return make_error(ErrorCode::internal, "no audio front end for an audio-conditioned model");
+        // a restarted video's time 0 is now; the first one's is the stream's first sample
+        if (segments_ > 0) audio_->reset();
+        // while it waits, finished frames keep flowing to the consumer
+        gen->set_audio_source([&](int64_t f0, int n, const Tensor & w) {
+            return audio_->fill(f0, n, w, [&] {
+                drain();
+                return leaving();
+            });
+        });
+#else
+        return make_error(ErrorCode::unsupported, "model '%s' is audio-conditioned: this build has no log-mel front end (FFTW)",
+                          mc.name.c_str());
+#endif
+    }
     while (!stop_) {
         // Pace: at most max_ahead frames generated (decoded or still in the decode pipeline) and not
         // yet popped; wake for new settings or stop.
@@ -239,7 +293,10 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
             promised_ += int64_t(cur.chunk_frames) * kPixelFramesPerLatent - (gen->chunks_done() == 0 ? kPixelFramesPerLatent - 1 : 0);
         }
         ChunkStats cs;
-        AVS_TRY(gen->next_chunk(noise, none, &cs, true));
+        if (const Status cst = gen->next_chunk(noise, none, &cs, true); !cst.ok()) {
+            if (leaving()) break;  // interrupted while waiting for audio: new settings or stop
+            return cst;
+        }
         drain();
         const auto   now  = clock::now();
         const double wall = std::chrono::duration<double>(now - last_end).count();

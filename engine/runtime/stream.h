@@ -21,9 +21,12 @@
 
 namespace avs {
 
+class LiveAudio;
+
 struct StreamSettings {
-    // model: a checkpoint path, or empty with `config` = a preset name for random weights
-    std::string model, config = "tiny", vae;  // vae: decoder weights (empty: random with the seed)
+    // model: a checkpoint path, or empty with `config` = "default" (the embedded avatar, assets/) or a
+    // preset name for random weights
+    std::string model, config = "tiny", vae;  // vae: decoder weights (empty: the default avatar's, else random with the seed)
     std::string backend = "auto";
     std::string decoder = "tiny";             // tiny | wan
     std::string kv_format = "auto";           // auto (f32 on cpu, bf16 on cuda) | f32 | bf16 | fp8 | int8 | int4 | nvfp4
@@ -32,6 +35,7 @@ struct StreamSettings {
     std::string context;                      // prompt embedding file (safetensors 'context'); empty: zero context
     int         window = 21, sinks = 0, steps = 4, chunk_frames = 3;
     int         height = 0, width = 0;        // pixels; 0 = the model's default
+    double      shift = 0;                    // timestep shift; 0 = the model's recommended one (else 5)
     uint64_t    seed = 0;
     double      max_ahead_s = 1.0;            // generate at most this far ahead of the consumer
 
@@ -40,7 +44,7 @@ struct StreamSettings {
     bool same_except_cache(const StreamSettings & o) const {
         return model == o.model && config == o.config && vae == o.vae && backend == o.backend && decoder == o.decoder &&
                context == o.context && steps == o.steps && chunk_frames == o.chunk_frames && height == o.height &&
-               width == o.width && seed == o.seed && max_ahead_s == o.max_ahead_s;
+               width == o.width && seed == o.seed && max_ahead_s == o.max_ahead_s && shift == o.shift;
     }
     bool same_model(const StreamSettings & o) const {
         // the seed picks random weights only when there is no checkpoint
@@ -81,6 +85,10 @@ public:
     bool           pop_frame(DecodedFrame & out);
     StreamStats    stats() const;
     void           stop();
+    // Audio for audio-conditioned models: 16 kHz mono samples as they arrive (any thread). The engine
+    // generates a chunk once its audio is here; a new segment starts its video with the audio pushed
+    // from then on. Text-conditioned models ignore it.
+    void           push_audio(const float * samples, int64_t n);
 
 private:
     Stream() = default;
@@ -102,6 +110,8 @@ private:
     int64_t                 promised_ = 0;    // frames of every chunk generated so far (decoded or not)
     int64_t                 popped_ = 0;
     std::atomic<bool>       stop_{false};
+    std::unique_ptr<LiveAudio> audio_;  // built with FFTW only
+    int                        segments_ = 0;  // segments that reached generation (engine thread)
     std::thread             thread_;
 };
 

@@ -91,7 +91,24 @@ Probe probe(const std::string & path) {
 
 } // namespace
 
-TEST_CASE("avatarstream --headless records the default model with file audio and keeps its settings", "[app][headless]") {
+TEST_CASE("avatarstream --headless drives the embedded default avatar from a WAV on first run", "[app][headless]") {
+    auto dir = temp_dir("headless-avatar");
+    const std::string wav = (dir / "tone.wav").string(), mp4 = (dir / "out.mp4").string(), cfg = (dir / "settings.json").string();
+    write_tone_wav(wav, 22050, 4.0);  // resampled to 16 kHz by the app, then log-mel for the model
+    // no model flags and no settings file: the default avatar with the settings it was trained for
+    Run r = run("--headless --backend cpu --seconds 3 --audio-file " + wav + " --record " + mp4 + " --settings " + cfg, dir);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    REQUIRE_THAT(r.out, Catch::Contains("done: 48 frames"));
+    const Probe p = probe(mp4);
+    REQUIRE(p.video_frames == 48);
+    std::ifstream f(cfg);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    REQUIRE_THAT(ss.str(), Catch::Contains("\"config\": \"default\"") && Catch::Contains("\"sinks\": 3"));
+}
+
+TEST_CASE("avatarstream --headless records the tiny model with file audio and keeps its settings", "[app][headless]") {
     auto dir = temp_dir("headless");
     const std::string wav = (dir / "tone.wav").string(), mp4 = (dir / "out.mp4").string(), cfg = (dir / "settings.json").string();
     write_tone_wav(wav, 22050, 4.0);

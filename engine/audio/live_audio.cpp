@@ -1,0 +1,73 @@
+#include "engine/audio/live_audio.h"
+
+#include <chrono>
+#include <cmath>
+
+namespace avs {
+
+Result<std::unique_ptr<LiveAudio>> LiveAudio::create(int window_frames, const LogMelConfig & cfg) {
+    if (window_frames < 1) return make_error(ErrorCode::invalid_argument, "audio window must be >= 1 frame (got %d)", window_frames);
+    std::unique_ptr<LiveAudio> a(new LiveAudio());
+    a->cfg_ = cfg, a->window_ = window_frames;
+    AVS_ASSIGN_OR_RETURN(a->ex_, LogMelExtractor::create(cfg));
+    return a;
+}
+
+void LiveAudio::push(const float * samples, int64_t n) {
+    {
+        std::lock_guard<std::mutex> lock(m_);
+        if (!ex_->push(samples, n).ok()) return;
+        samples_ += n;
+        const int64_t add = ex_->frames_available();
+        if (add > 0) {
+            const size_t old = feats_.size();
+            feats_.resize(old + size_t(add * cfg_.n_mels));
+            if (!ex_->read(feats_.data() + old, add).ok()) feats_.resize(old);
+        }
+    }
+    cv_.notify_all();
+}
+
+void LiveAudio::reset() {
+    std::lock_guard<std::mutex> lock(m_);
+    ex_->reset();
+    feats_.clear();
+    base_ = 0, samples_ = 0;
+}
+
+int64_t LiveAudio::samples() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return samples_;
+}
+
+Status LiveAudio::fill(int64_t frame0, int frames, const Tensor & out, const std::function<bool()> & interrupted) {
+    const int64_t M = cfg_.n_mels;
+    if (out.ndim() != 3 || out.dim(0) != frames || out.dim(1) != window_ || out.dim(2) != M)
+        return make_error(ErrorCode::shape, "audio windows %s, expected [%d, %d, %lld]", out.shape().str().c_str(), frames, window_,
+                          (long long) M);
+    AVS_ASSIGN_OR_RETURN(MelWindow last, latent_audio_window(frame0 + frames - 1, window_, cfg_));
+    std::unique_lock<std::mutex> lock(m_);
+    while (base_ + int64_t(feats_.size()) / M < last.end) {
+        if (interrupted && interrupted()) return make_error(ErrorCode::internal, "interrupted while waiting for audio");
+        cv_.wait_for(lock, std::chrono::milliseconds(10));
+    }
+    const float silence = std::log(cfg_.log_floor);
+    for (int i = 0; i < frames; ++i) {
+        AVS_ASSIGN_OR_RETURN(MelWindow w, latent_audio_window(frame0 + i, window_, cfg_));
+        float * dst = out.data<float>() + int64_t(i) * window_ * M;
+        for (int r = 0; r < window_; ++r) {
+            const int64_t mf = w.end - window_ + r - base_;
+            for (int64_t m = 0; m < M; ++m) dst[r * M + m] = mf >= 0 && mf * M < int64_t(feats_.size()) ? feats_[size_t(mf * M + m)] : silence;
+        }
+    }
+    // the next chunk's windows start at or after this one's last: drop what no later window reads
+    AVS_ASSIGN_OR_RETURN(MelWindow next, latent_audio_window(frame0 + frames, window_, cfg_));
+    const int64_t drop = std::min<int64_t>(next.end - window_ - base_, int64_t(feats_.size()) / M);
+    if (drop > 0) {
+        feats_.erase(feats_.begin(), feats_.begin() + drop * M);
+        base_ += drop;
+    }
+    return {};
+}
+
+} // namespace avs
