@@ -18,6 +18,8 @@
 #include "engine/runtime/generator.h"
 #include "engine/runtime/rng.h"
 
+#include "bench/bench_util.h"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -53,23 +55,9 @@ struct Options {
 using clock_type = std::chrono::steady_clock;
 double ms_since(clock_type::time_point t0) { return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count(); }
 
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-std::string iso_now_utc() {
-    const std::time_t t = std::time(nullptr);
-    std::tm           tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // Everything the configs share, resolved once.
 struct Setup {

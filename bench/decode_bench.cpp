@@ -15,6 +15,8 @@
 #include "engine/backend/cuda/cuda_device.h"
 #endif
 
+#include "bench/bench_util.h"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -27,6 +29,8 @@
 
 using namespace avs;
 using json = nlohmann::json;
+using avs::bench::iso_now_utc;
+using avs::bench::median;
 
 namespace {
 
@@ -36,20 +40,7 @@ struct Options {
     bool        conv = true;
 };
 
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
-std::string iso_now_utc() {
-    const std::time_t t = std::time(nullptr);
-    std::tm           tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 int fail(const Status & s) {
     std::fprintf(stderr, "avs-decode-bench: error: %s\n", s.message().c_str());
@@ -275,12 +266,8 @@ int main(int argc, char ** argv) {
     doc["metrics"] = metrics;
     std::printf("%s\n", doc["metrics"].dump(2).c_str());
     if (!o.out.empty()) {
-        std::string slug = std::regex_replace(doc.contains("gpu") ? doc["gpu"].get<std::string>() : std::string("cpu"),
-                                              std::regex("nvidia", std::regex::icase), "");
-        std::transform(slug.begin(), slug.end(), slug.begin(), [](unsigned char c) { return std::isalnum(c) ? char(std::tolower(c)) : '-'; });
-        slug = std::regex_replace(slug, std::regex("-+"), "-");
-        slug = std::regex_replace(slug, std::regex("^-|-$"), "");
-        const std::string path = o.out + "/" + doc["date"].get<std::string>().substr(0, 10) + "-" + slug + "-decode.json";
+        const std::string path = bench::result_path(o.out, doc["date"].get<std::string>(),
+                                                    doc.contains("gpu") ? doc["gpu"].get<std::string>() : std::string("cpu"), "decode");
         std::ofstream f(path);
         f << doc.dump(2) << "\n";
         if (!f.good()) return fail(make_error(ErrorCode::io, "%s: write failed", path.c_str()));

@@ -20,6 +20,8 @@
 #include "engine/backend/cuda/cuda_device.h"
 #endif
 
+#include "bench/bench_util.h"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +37,8 @@
 
 using namespace avs;
 using json = nlohmann::json;
+using avs::bench::iso_now_utc;
+using avs::bench::median;
 
 namespace {
 
@@ -45,20 +49,7 @@ struct Options {
     uint64_t    seed = 1;
 };
 
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
-std::string iso_now_utc() {
-    const std::time_t t = std::time(nullptr);
-    std::tm           tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 std::vector<std::string> split(const std::string & s) {
     std::vector<std::string> out;
@@ -280,10 +271,7 @@ int main(int argc, char ** argv) {
         doc["attention_error_per_layer"] = layers;
         doc["details"] = extra;
         if (o.out.empty()) return;
-        std::string slug = std::regex_replace(gpu, std::regex("nvidia", std::regex::icase), "");
-        std::transform(slug.begin(), slug.end(), slug.begin(), [](unsigned char c) { return std::isalnum(c) ? char(std::tolower(c)) : '-'; });
-        slug = std::regex_replace(std::regex_replace(slug, std::regex("-+"), "-"), std::regex("^-|-$"), "");
-        std::ofstream f(o.out + "/" + doc["date"].get<std::string>().substr(0, 10) + "-" + slug + "-kv-formats.json");
+        std::ofstream f(bench::result_path(o.out, doc["date"].get<std::string>(), gpu, "kv-formats"));
         f << doc.dump(2) << "\n";
     };
     const bool w21 = o.window == 21 && o.config == "wan2.1-t2v-1.3b" && o.height == 480 && o.width == 832;

@@ -52,29 +52,43 @@ std::array<float, 2> centre(const UiState & ui, const std::string & label) {
 
 } // namespace
 
+namespace {
+
+// Wait until the engine runs (model loaded, first chunk on its way).
+void wait_running(Stream & stream, std::chrono::steady_clock::time_point deadline) {
+    while (stream.stats().state != "running" && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(stream.stats().state == "running");
+}
+
+// Fold the sections above so the Stream knobs fit in the panel, then open Stream.
+void open_stream_section(Imgui & gui, UiState & ui, StreamStats & st) {
+    gui.frame(ui, st, -1, -1, false);
+    for (const char * section : {"Audio", "RecordSection", "Stats"}) {
+        const auto h = centre(ui, section);
+        gui.click(ui, st, h[0], h[1]);
+    }
+    const auto c = centre(ui, "Stream");
+    gui.click(ui, st, c[0], c[1]);
+    gui.frame(ui, st, -1, -1, false);
+}
+
+} // namespace
+
 TEST_CASE("a knob moved through ImGui reaches the engine at the next chunk", "[app][ui]") {
     StreamSettings s;
     s.backend = "cpu", s.config = "tiny", s.window = 6, s.seed = 4;
     auto stream = Stream::start(s);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (stream->stats().state != "running" && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(stream->stats().state == "running");
+    wait_running(*stream, deadline);
     const uint64_t kv6 = stream->stats().kv_bytes;
 
     Imgui   gui;
     UiState ui;
     ui.edit.stream = s;
     StreamStats st = stream->stats();
-    gui.frame(ui, st, -1, -1, false);
-    // fold the sections above so the Stream knobs fit in the panel, then open Stream
-    for (const char * section : {"Audio", "RecordSection", "Stats"}) {
-        const auto h = centre(ui, section);
-        gui.click(ui, st, h[0], h[1]);
-    }
-    auto c = centre(ui, "Stream");
-    gui.click(ui, st, c[0], c[1]);
-    gui.frame(ui, st, -1, -1, false);
+    open_stream_section(gui, ui, st);
+    std::array<float, 2> c;
     REQUIRE(ui.rects.count("window"));
     // click near the slider's left end: the window knob jumps to a small value
     const auto r = ui.rects["window"];
@@ -104,23 +118,15 @@ TEST_CASE("the offload checkbox reaches the engine live and the stats show the o
     s.backend = "cpu", s.config = "tiny", s.window = 6, s.seed = 5;
     auto stream = Stream::start(s);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (stream->stats().state != "running" && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    REQUIRE(stream->stats().state == "running");
+    wait_running(*stream, deadline);
     REQUIRE_FALSE(stream->stats().offload);
 
     Imgui   gui;
     UiState ui;
     ui.edit.stream = s;
     StreamStats st = stream->stats();
-    gui.frame(ui, st, -1, -1, false);
-    for (const char * section : {"Audio", "RecordSection", "Stats"}) {
-        const auto h = centre(ui, section);
-        gui.click(ui, st, h[0], h[1]);
-    }
-    auto c = centre(ui, "Stream");
-    gui.click(ui, st, c[0], c[1]);
-    gui.frame(ui, st, -1, -1, false);
+    open_stream_section(gui, ui, st);
+    std::array<float, 2> c;
     REQUIRE(ui.rects.count("offload"));
     const auto r = ui.rects["offload"];
     gui.click(ui, st, r[0] + 8.0f, 0.5f * (r[1] + r[3]));  // the check box sits at the item's left
