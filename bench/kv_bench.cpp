@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -271,8 +272,12 @@ int main(int argc, char ** argv) {
         doc["attention_error_per_layer"] = layers;
         doc["details"] = extra;
         if (o.out.empty()) return;
-        std::ofstream f(bench::result_path(o.out, doc["date"].get<std::string>(), gpu, "kv-formats"));
+        std::error_code ec;
+        std::filesystem::create_directories(o.out, ec);
+        const std::string path = bench::result_path(o.out, doc["date"].get<std::string>(), gpu, "kv-formats");
+        std::ofstream     f(path);
         f << doc.dump(2) << "\n";
+        if (!f.good()) std::fprintf(stderr, "avs-kv-bench: error: %s: write failed\n", path.c_str());
     };
     const bool w21 = o.window == 21 && o.config == "wan2.1-t2v-1.3b" && o.height == 480 && o.width == 832;
     auto key = [&](const std::string & k) { return w21 ? k : k + "_custom"; };
