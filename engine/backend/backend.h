@@ -47,7 +47,9 @@ public:
     // bytes currently allocated / peak, for memory accounting
     virtual uint64_t bytes_in_use() const = 0;
     virtual uint64_t peak_bytes() const = 0;
-    virtual void     reset_peak() = 0;  // peak := bytes in use now (benchmarks measure one configuration at a time)
+    // peak := bytes in use now; cached free device blocks are released (benchmarks measure one
+    // configuration at a time, each at its own allocation sizes)
+    virtual void     reset_peak() = 0;
 
     // Host memory for asynchronous device-to-host copies (pinned on CUDA), zero-filled.
     virtual Result<Tensor> alloc_host(DType dtype, const Shape & shape) = 0;
