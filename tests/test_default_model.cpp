@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/audio/audio_windows.h"
+#include "engine/audio/live_audio.h"
 #include "engine/audio/wav.h"
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/decode/decoder.h"
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <random>
 
 using namespace avs;
 
@@ -183,4 +185,33 @@ TEST_CASE("default avatar: one audio-conditioned forward matches the PyTorch ref
     const double e = test::rel_err(v, want);
     WARN("default avatar forward vs PyTorch reference: rel err " << e);
     REQUIRE(e <= 1e-4);
+}
+
+TEST_CASE("live audio pushed in pieces gives the same windows as the whole recording, and a wait can be interrupted", "[audio]") {
+    const WavAudio speech = read_wav(default_model().value().sample_wav).value();
+    const ClipAudio clip = clip_of(speech.samples);
+    auto live = LiveAudio::create(32).value();
+    std::mt19937 rng(5);
+    size_t pos = 0;
+    const int chunks = 12;
+    for (int c = 0; c < chunks; ++c) {
+        // push until this chunk's audio is there, in odd pieces
+        const size_t need = size_t((4 * (3 * c + 2) + 1) * 1000);
+        while (pos < std::min(need, speech.samples.size())) {
+            const size_t n = std::min<size_t>(1 + rng() % 3000, speech.samples.size() - pos);
+            live->push(speech.samples.data() + pos, int64_t(n));
+            pos += n;
+        }
+        if (pos < need) break;
+        Tensor a = Tensor::host(DType::f32, Shape{3, 32, 80}), b = Tensor::host(DType::f32, Shape{3, 32, 80});
+        REQUIRE(live->fill(3 * c, 3, a, [] { return false; }).ok());
+        REQUIRE(clip.fill(3 * c, 3, b).ok());
+        INFO("chunk " << c);
+        REQUIRE(test::bit_equal(a, b));
+    }
+    // the next chunk's audio never comes: the wait gives up when told to
+    int polls = 0;
+    Tensor w = Tensor::host(DType::f32, Shape{3, 32, 80});
+    const Status st = live->fill(3 * 40, 3, w, [&] { return ++polls > 3; });
+    REQUIRE_THAT(st.message(), Catch::Contains("interrupted"));
 }
