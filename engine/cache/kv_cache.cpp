@@ -29,6 +29,7 @@ struct KvCache::Offload {
     std::array<std::shared_ptr<BackendEvent>, 2> ready, free;
     int                                          pass_cache = -1;
     int64_t                                      pass_end = 0;
+    int                                          pass_tail = 0;  // frames of the pass read from activations
     double                                       h2d = 0, d2h = 0;
 };
 
@@ -96,13 +97,18 @@ void KvCache::note_written(int64_t frame0, int frames) {
 Status KvCache::prefetch(int cache, int layer) {
     Offload &     o = *off_;
     const int     b = layer % 2;
-    // only the history is read from the store: the chunk being generated comes from activations
-    RingView      hist = view(o.pass_end);
+    // only the history is read from the store: the chunk being generated (the last pass_tail visible
+    // frames) comes from activations, so its slots are not copied
     RingFragment  fr[3];
-    const int     n = hist.fragments(fr);
+    const int     n = view(o.pass_end).fragments(fr);
+    for (int i = n - 1, skip = o.pass_tail; i >= 0 && skip > 0; --i) {
+        const int cut = std::min(skip, fr[i].frames);
+        fr[i].frames -= cut, skip -= cut;
+    }
     if (o.free[size_t(b)]) AVS_TRY(o.copy->wait_event(*o.free[size_t(b)]));
     const Tensor & host = store(cache, layer);
     for (int i = 0; i < n; ++i) {
+        if (fr[i].frames == 0) continue;
         const int64_t s0 = fr[i].slot_begin, s1 = s0 + fr[i].frames;
         AVS_TRY(o.copy->copy_from_host_async(o.staging[size_t(b)].slice(0, s0, s1), host.slice(0, s0, s1)));
         o.h2d += double(s1 - s0) * double(layout_.slot_bytes);
@@ -111,10 +117,11 @@ Status KvCache::prefetch(int cache, int layer) {
     return {};
 }
 
-Status KvCache::begin_pass(int cache, int64_t end_frame) {
+Status KvCache::begin_pass(int cache, int64_t end_frame, int tail_frames) {
     if (!off_) return {};
     off_->pass_cache = cache;
     off_->pass_end   = end_frame;
+    off_->pass_tail  = tail_frames;
     for (int l = 0; l < std::min(2, layers_); ++l) AVS_TRY(prefetch(cache, l));
     return {};
 }

@@ -7,7 +7,7 @@
 // A chunk is quantized once, when its K/V are written (commit pass, or each step in step mode); the
 // chunk being denoised is read by attention from the model's bf16 activations, never from here.
 //
-// Offload: the stores live in pinned host memory and each layer's visible slots are prefetched on a
+// Offload: the stores live in pinned host memory and each layer's history slots are prefetched on a
 // copy stream (a second backend) into one of two device staging buffers while the previous layer
 // computes. Events order both directions:
 //   ready[b]  copy stream -> compute: the prefetch into staging b landed (acquire waits on it);
@@ -80,7 +80,8 @@ public:
     // Offload calls begin_pass() once per forward before the first acquire, and release() after the
     // layer's attention (and its kv_write, if any: `written` frames [frame0, frame0+frames) are then
     // copied back to the host).
-    Status         begin_pass(int cache, int64_t end_frame);
+    // `tail_frames`: the last visible frames, which attention reads from the chunk's activations.
+    Status         begin_pass(int cache, int64_t end_frame, int tail_frames);
     Result<Tensor> acquire(int cache, int layer);
     Status         release(int cache, int layer, int64_t frame0, int frames);
     // Bookkeeping after a chunk's frames were written (sink validity after a live geometry change).

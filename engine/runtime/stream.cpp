@@ -76,7 +76,7 @@ void Stream::stop() {
 
 void Stream::push_audio(const float * samples, int64_t n) {
 #if defined(AVS_HAVE_FFTW3F)
-    if (audio_) audio_->push(samples, n);
+    if (audio_ && !text_model_) audio_->push(samples, n);
 #else
     (void) samples, (void) n;
 #endif
@@ -235,10 +235,8 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     auto           last_end = clock::now();
     StreamSettings cur = s;
     double         traffic = 0;
-    struct Count {
-        int & n;
-        ~Count() { ++n; }
-    } count_segment{segments_};
+    const bool restart = segments_++ > 0;
+    text_model_ = mc.conditioning != Conditioning::audio;  // its audio is not kept
     // Settings that end this segment (not a live cache change) stop a wait for audio.
     auto leaving = [&] {
         std::lock_guard<std::mutex> lock(m_);
@@ -248,7 +246,7 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
 #if defined(AVS_HAVE_FFTW3F)
         if (!audio_) return make_error(ErrorCode::internal, "no audio front end for an audio-conditioned model");
         // a restarted video's time 0 is now; the first one's is the stream's first sample
-        if (segments_ > 0) audio_->reset();
+        if (restart) audio_->reset();
         // while it waits, finished frames keep flowing to the consumer
         gen->set_audio_source([&](int64_t f0, int n, const Tensor & w) {
             return audio_->fill(f0, n, w, [&] {

@@ -87,7 +87,7 @@ public:
     void           stop();
     // Audio for audio-conditioned models: 16 kHz mono samples as they arrive (any thread). The engine
     // generates a chunk once its audio is here; a new segment starts its video with the audio pushed
-    // from then on. Text-conditioned models ignore it.
+    // from then on. While a text-conditioned model runs it is dropped.
     void           push_audio(const float * samples, int64_t n);
 
 private:
@@ -112,6 +112,7 @@ private:
     std::atomic<bool>       stop_{false};
     std::unique_ptr<LiveAudio> audio_;  // built with FFTW only
     int                        segments_ = 0;  // segments that reached generation (engine thread)
+    std::atomic<bool>          text_model_{false};  // a text-conditioned model runs: pushed audio is dropped
     std::thread             thread_;
 };
 

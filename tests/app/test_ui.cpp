@@ -88,7 +88,6 @@ TEST_CASE("a knob moved through ImGui reaches the engine at the next chunk", "[a
     ui.edit.stream = s;
     StreamStats st = stream->stats();
     open_stream_section(gui, ui, st);
-    std::array<float, 2> c;
     REQUIRE(ui.rects.count("window"));
     // click near the slider's left end: the window knob jumps to a small value
     const auto r = ui.rects["window"];
@@ -98,7 +97,7 @@ TEST_CASE("a knob moved through ImGui reaches the engine at the next chunk", "[a
     REQUIRE(chosen >= 1);
     REQUIRE(chosen <= 6);
     REQUIRE(stream->settings().window == 6);  // nothing reaches the engine before Apply
-    c = centre(ui, "Apply");
+    const auto      c = centre(ui, "Apply");
     const UiActions a = gui.click(ui, st, c[0], c[1]);
     REQUIRE(a.apply_stream);
     stream->apply(ui.edit.stream);  // what the window app does with the action
@@ -126,12 +125,11 @@ TEST_CASE("the offload checkbox reaches the engine live and the stats show the o
     ui.edit.stream = s;
     StreamStats st = stream->stats();
     open_stream_section(gui, ui, st);
-    std::array<float, 2> c;
     REQUIRE(ui.rects.count("offload"));
     const auto r = ui.rects["offload"];
     gui.click(ui, st, r[0] + 8.0f, 0.5f * (r[1] + r[3]));  // the check box sits at the item's left
     REQUIRE(ui.edit.stream.offload);
-    c = centre(ui, "Apply");
+    const auto c = centre(ui, "Apply");
     REQUIRE(gui.click(ui, st, c[0], c[1]).apply_stream);
     stream->apply(ui.edit.stream);
     while (!stream->stats().offload && std::chrono::steady_clock::now() < deadline) {
