@@ -71,23 +71,23 @@ Status Dit::set_audio(const Tensor & windows) {
         return make_error(ErrorCode::shape, "audio windows have shape %s, expected [frames, %d, %d] (log-mel frames x bands)",
                           windows.shape().str().c_str(), c.audio_window, c.audio_mels);
     const int64_t F = windows.dim(0), A = c.audio_tokens, D = c.dim, G = c.audio_token_features();
-    // [F, window, mels] is [F * A, (window / A) * mels] in memory: token a of frame f is mel frames [a*w/A, (a+1)*w/A)
-    AVS_ASSIGN_OR_RETURN(Tensor x, Tensor::zeros(DType::f32, Shape{F * A, G}));
-    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = (windows.data<float>()[i] + 5.0f) / 5.0f;
-    AVS_ASSIGN_OR_RETURN(Tensor t1, Tensor::zeros(DType::f32, Shape{F * A, D}));
-    AVS_ASSIGN_OR_RETURN(audio_host_, Tensor::zeros(DType::f32, Shape{F * A, D}));
-    AVS_TRY(host_->linear(t1, x, audio0_host_.weight, &audio0_host_.bias));            // [F*A, D]
-    AVS_TRY(host_->gelu_tanh(t1, t1));
-    AVS_TRY(host_->linear(audio_host_, t1, audio2_host_.weight, &audio2_host_.bias));  // [F*A, D]
-    const Tensor per_frame = audio_host_.reshape(Shape{F, A * D});
-    AVS_TRY(host_->add_row(per_frame, per_frame, audio_pos_host_));                     // + pos[a]
-    if (audio_frames_ != F) {
+    if (audio_frames_ != F) {  // buffers for F frames, reused chunk after chunk
         const DType act = be_.act_dtype();
+        AVS_ASSIGN_OR_RETURN(audio_x_, Tensor::zeros(DType::f32, Shape{F * A, G}));
+        AVS_ASSIGN_OR_RETURN(audio_t1_, Tensor::zeros(DType::f32, Shape{F * A, D}));
+        AVS_ASSIGN_OR_RETURN(audio_host_, Tensor::zeros(DType::f32, Shape{F * A, D}));
         AVS_ASSIGN_OR_RETURN(audio_tok_, be_.alloc(act, Shape{F * A, D}));
         AVS_ASSIGN_OR_RETURN(audio_k_, be_.alloc(act, Shape{F * A, D}));
         AVS_ASSIGN_OR_RETURN(audio_v_, be_.alloc(act, Shape{F * A, D}));
         audio_frames_ = F;
     }
+    // [F, window, mels] is [F * A, (window / A) * mels] in memory: token a of frame f is mel frames [a*w/A, (a+1)*w/A)
+    for (int64_t i = 0; i < audio_x_.numel(); ++i) audio_x_.data<float>()[i] = (windows.data<float>()[i] + 5.0f) / 5.0f;
+    AVS_TRY(host_->linear(audio_t1_, audio_x_, audio0_host_.weight, &audio0_host_.bias));     // [F*A, D]
+    AVS_TRY(host_->gelu_tanh(audio_t1_, audio_t1_));
+    AVS_TRY(host_->linear(audio_host_, audio_t1_, audio2_host_.weight, &audio2_host_.bias));  // [F*A, D]
+    const Tensor per_frame = audio_host_.reshape(Shape{F, A * D});
+    AVS_TRY(host_->add_row(per_frame, per_frame, audio_pos_host_));                            // + pos[a]
     return be_.upload(audio_tok_, audio_host_);
 }
 

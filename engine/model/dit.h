@@ -49,7 +49,6 @@ public:
     // .2, + .pos) runs on the CPU twin (a dozen tokens per chunk) and its tokens are uploaded; each
     // frame's queries then attend to its own tokens only.
     Status set_audio(const Tensor & windows_host);
-    Tensor audio_tokens_host() const { return audio_host_; }  // [F * audio_tokens, dim] of the last set_audio
 
     // One forward of a chunk through the cache. x: device f32 [C_in, F, h, w], t: per-frame
     // timesteps; the chunk's K/V are written to cache `cache_index` as frames [frame0, frame0+F)
@@ -94,7 +93,8 @@ private:
     std::unique_ptr<Backend> host_;          // audio adapter (CPU twin) and its f32 weights
     Linear              audio0_host_, audio2_host_;
     Tensor              audio_pos_host_;     // [audio_tokens * dim]
-    Tensor              audio_host_, audio_tok_, audio_k_, audio_v_;  // [F * audio_tokens, dim]
+    Tensor              audio_x_, audio_t1_, audio_host_;  // host adapter input and activations
+    Tensor              audio_tok_, audio_k_, audio_v_;    // device [F * audio_tokens, dim]
     int64_t             audio_frames_ = 0;
     Status              init_audio();
     Status              conditioning_init();  // zero text context, or silence
