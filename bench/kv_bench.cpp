@@ -129,7 +129,7 @@ struct Bench {
 };
 
 // Per-layer attention outputs of one forward of the next chunk through `cache` (not written).
-Result<std::vector<Tensor>> attention_taps(Backend & be, Dit & dit, const KvCache & cache, const GenConfig & g, int64_t frame0) {
+Result<std::vector<Tensor>> attention_taps(Backend & be, Dit & dit, KvCache & cache, const GenConfig & g, int64_t frame0) {
     std::vector<Tensor> taps;
     dit.set_attention_tap([&](int, const Tensor & out) -> Status {
         Tensor h = Tensor::host(DType::f32, out.shape());
@@ -143,8 +143,7 @@ Result<std::vector<Tensor>> attention_taps(Backend & be, Dit & dit, const KvCach
     AVS_ASSIGN_OR_RETURN(Tensor x, be.alloc(DType::f32, s));
     AVS_ASSIGN_OR_RETURN(Tensor v, be.alloc(DType::f32, s));
     AVS_TRY(be.upload(x, host));
-    KvCache & c = const_cast<KvCache &>(cache);  // read only: write_kv = false
-    const Status st = dit.forward_chunk(x, std::vector<double>(size_t(g.chunk_frames), 1000.0), c, 0, frame0, v, nullptr, false);
+    const Status st = dit.forward_chunk(x, std::vector<double>(size_t(g.chunk_frames), 1000.0), cache, 0, frame0, v, nullptr, false);
     dit.set_attention_tap({});
     AVS_TRY(st);
     return taps;

@@ -82,6 +82,7 @@ public:
     int64_t                     chunks_done() const { return chunk_; }
     const std::vector<double> & timesteps() const { return t_; }
     const KvCache &             cache() const { return cache_; }
+    KvCache &                   cache() { return cache_; }  // e.g. extra read-only forwards (write_kv = false)
     // Live change of the cache (format, window, sinks, offload, RoPE mode) at a chunk boundary: the
     // frames the new geometry shows are carried over, re-encoded in the new format.
     Status                      reconfigure_cache(const KvCacheConfig & cache);
