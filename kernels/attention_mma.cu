@@ -189,18 +189,18 @@ __device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t *
 #pragma unroll
                         for (int i = 0; i < 8; ++i) {
                             const uint16_t * p = i < 4 ? mm0 + 2 * i : mm1 + 2 * (i - 4);
-                            x[i] = kvq::kivi_decode(uint8_t((w >> (4 * i)) & 15u), kvq::f16_decode(p[0]), kvq::f16_decode(p[1]));
+                            x[i] = kvq::kivi_decode(uint8_t((w >> (4 * i)) & 15u), f16_to_f32(p[0]), f16_to_f32(p[1]));
                         }
                     } else {      // per token, 32-channel group
                         const uint16_t * m = reinterpret_cast<const uint16_t *>(slot + L.v_meta) +
                                              ((tok * L.heads + h) * (D / kKiviGroupV) + d0 / kKiviGroupV) * 2;
-                        const float sc = kvq::f16_decode(__ldg(m)), mn = kvq::f16_decode(__ldg(m + 1));
+                        const float sc = f16_to_f32(__ldg(m)), mn = f16_to_f32(__ldg(m + 1));
 #pragma unroll
                         for (int i = 0; i < 8; ++i) x[i] = kvq::kivi_decode(uint8_t((w >> (4 * i)) & 15u), sc, mn);
                     }
                 } else {  // nvfp4: e2m1 x e4m3 block scale (exact in bf16); the tensor scale goes on the scores
                     const uint8_t bs = __ldg(slot + (is_v ? L.v_meta : L.k_meta) + 16 + (tok * L.heads + h) * (D / kNvfp4Block) + d0 / kNvfp4Block);
-                    const float   sc = kvq::e4m3_decode(bs);
+                    const float   sc = fp8e4m3_to_f32(bs);
 #pragma unroll
                     for (int i = 0; i < 8; ++i) x[i] = kvq::e2m1_decode(uint8_t((w >> (4 * i)) & 15u)) * sc;
                 }

@@ -81,7 +81,7 @@ __global__ void block8_kernel(uint8_t * store, KvLayout L, RingView ring, int64_
     for (int64_t e = threadIdx.x; e < nt * D; e += blockDim.x) {
         const int64_t t = t0 + e / D, d = e % D, i = (t * L.heads + h) * D + d;
         const float   x = src_at(s, is_v, f, i);
-        data[i] = int8_keys ? uint8_t(kvq::int8_encode(x - mean[d], sc)) : kvq::e4m3_encode(x / sc);
+        data[i] = int8_keys ? uint8_t(kvq::int8_encode(x - mean[d], sc)) : f32_to_fp8e4m3(x / sc);
     }
 }
 
@@ -104,7 +104,7 @@ __global__ void kivi_keys_kernel(uint8_t * store, KvLayout L, RingView ring, int
         const kvq::KiviParams p = kvq::kivi_params(mn, mx);
         uint16_t *            m = reinterpret_cast<uint16_t *>(slot + L.k_meta) + ((g * L.heads + h) * D + d0 + c) * 2;
         m[0] = p.scale, m[1] = p.min;
-        sc[c] = kvq::f16_decode(p.scale), lo[c] = kvq::f16_decode(p.min);
+        sc[c] = f16_to_f32(p.scale), lo[c] = f16_to_f32(p.min);
     }
     for (int64_t t = t0; t < t1; ++t) {
         const int64_t i = (t * L.heads + h) * D + d0;
@@ -131,7 +131,7 @@ __global__ void kivi_values_kernel(uint8_t * store, KvLayout L, RingView ring, i
     const kvq::KiviParams p = kvq::kivi_params(mn, mx);
     uint16_t *            m = reinterpret_cast<uint16_t *>(slot + L.v_meta) + (th * ng + c) * 2;
     m[0] = p.scale, m[1] = p.min;
-    const float sc = kvq::f16_decode(p.scale), lo = kvq::f16_decode(p.min);
+    const float sc = f16_to_f32(p.scale), lo = f16_to_f32(p.min);
     for (int d = 0; d < kKiviGroupV; d += 2) {
         const uint8_t a = kvq::kivi_encode(src_at(s, true, f, i0 + d), sc, lo);
         const uint8_t b = kvq::kivi_encode(src_at(s, true, f, i0 + d + 1), sc, lo);
@@ -170,7 +170,7 @@ __global__ void nvfp4_encode_kernel(uint8_t * store, KvLayout L, RingView ring, 
         for (int i = 0; i < kNvfp4Block; ++i) x[i] = src_at(s, is_v, f, b * kNvfp4Block + i), ba = fmaxf(ba, fabsf(x[i]));
         const uint8_t bs = kvq::nvfp4_block_scale(ba, g);
         meta[16 + b] = bs;
-        const float dec = kvq::e4m3_decode(bs) * g;
+        const float dec = fp8e4m3_to_f32(bs) * g;
         uint8_t * data = slot + (is_v ? L.v_data : L.k_data) + b * (kNvfp4Block / 2);
         for (int i = 0; i < kNvfp4Block; i += 2)
             data[i / 2] = uint8_t(kvq::nvfp4_encode(x[i], dec) | (kvq::nvfp4_encode(x[i + 1], dec) << 4));

@@ -29,14 +29,14 @@ void encode_fp8(const Dims & s, const float * x, uint8_t * data, float * scales)
             const float sc = fp8_scale(amax);
             scales[b * s.H + h] = sc;
             for (int64_t t = b0; t < b1; ++t)
-                for (int64_t d = 0; d < s.D; ++d) data[s.at(t, h, d)] = e4m3_encode(x[s.at(t, h, d)] / sc);
+                for (int64_t d = 0; d < s.D; ++d) data[s.at(t, h, d)] = f32_to_fp8e4m3(x[s.at(t, h, d)] / sc);
         }
 }
 void decode_fp8(const Dims & s, const uint8_t * data, const float * scales, float * x) {
     for (int64_t t = 0; t < s.T; ++t)
         for (int64_t h = 0; h < s.H; ++h) {
             const float sc = scales[(t / kKvBlockTokens) * s.H + h];
-            for (int64_t d = 0; d < s.D; ++d) x[s.at(t, h, d)] = e4m3_decode(data[s.at(t, h, d)]) * sc;
+            for (int64_t d = 0; d < s.D; ++d) x[s.at(t, h, d)] = fp8e4m3_to_f32(data[s.at(t, h, d)]) * sc;
         }
 }
 
@@ -85,7 +85,7 @@ void encode_kivi_keys(const Dims & s, const float * x, uint8_t * data, uint16_t 
                 const KiviParams p = kivi_params(mn, mx);
                 uint16_t *       m = meta + ((g * s.H + h) * s.D + d) * 2;
                 m[0] = p.scale, m[1] = p.min;
-                const float sc = f16_decode(p.scale), lo = f16_decode(p.min);
+                const float sc = f16_to_f32(p.scale), lo = f16_to_f32(p.min);
                 for (int64_t t = g0; t < g1; ++t) put_nibble(data, s.at(t, h, d), kivi_encode(x[s.at(t, h, d)], sc, lo));
             }
     }
@@ -95,7 +95,7 @@ void decode_kivi_keys(const Dims & s, const uint8_t * data, const uint16_t * met
         for (int64_t h = 0; h < s.H; ++h)
             for (int64_t d = 0; d < s.D; ++d) {
                 const uint16_t * m = meta + (((t / kKiviGroupK) * s.H + h) * s.D + d) * 2;
-                x[s.at(t, h, d)] = kivi_decode(get_nibble(data, s.at(t, h, d)), f16_decode(m[0]), f16_decode(m[1]));
+                x[s.at(t, h, d)] = kivi_decode(get_nibble(data, s.at(t, h, d)), f16_to_f32(m[0]), f16_to_f32(m[1]));
             }
 }
 
@@ -110,7 +110,7 @@ void encode_kivi_values(const Dims & s, const float * x, uint8_t * data, uint16_
                 const KiviParams p = kivi_params(mn, mx);
                 uint16_t *       m = meta + ((t * s.H + h) * ng + c) * 2;
                 m[0] = p.scale, m[1] = p.min;
-                const float sc = f16_decode(p.scale), lo = f16_decode(p.min);
+                const float sc = f16_to_f32(p.scale), lo = f16_to_f32(p.min);
                 for (int64_t d = c * G; d < (c + 1) * G; ++d) put_nibble(data, s.at(t, h, d), kivi_encode(x[s.at(t, h, d)], sc, lo));
             }
 }
@@ -120,7 +120,7 @@ void decode_kivi_values(const Dims & s, const uint8_t * data, const uint16_t * m
         for (int64_t h = 0; h < s.H; ++h)
             for (int64_t d = 0; d < s.D; ++d) {
                 const uint16_t * m = meta + ((t * s.H + h) * ng + d / kKiviGroupV) * 2;
-                x[s.at(t, h, d)] = kivi_decode(get_nibble(data, s.at(t, h, d)), f16_decode(m[0]), f16_decode(m[1]));
+                x[s.at(t, h, d)] = kivi_decode(get_nibble(data, s.at(t, h, d)), f16_to_f32(m[0]), f16_to_f32(m[1]));
             }
 }
 
@@ -138,7 +138,7 @@ void encode_nvfp4(const Dims & s, const float * x, uint8_t * data, uint8_t * met
         float         ba = 0.0f;
         for (int i = 0; i < kNvfp4Block; ++i) ba = std::max(ba, std::fabs(xb[i]));
         bs[b] = nvfp4_block_scale(ba, g);
-        const float dec = e4m3_decode(bs[b]) * g;
+        const float dec = fp8e4m3_to_f32(bs[b]) * g;
         for (int i = 0; i < kNvfp4Block; ++i) put_nibble(data, b * kNvfp4Block + i, nvfp4_encode(xb[i], dec));
     }
 }
@@ -146,7 +146,7 @@ void decode_nvfp4(const Dims & s, const uint8_t * data, const uint8_t * meta, fl
     float g;
     std::memcpy(&g, meta, 4);
     const int64_t n = s.T * s.H * s.D;
-    for (int64_t i = 0; i < n; ++i) x[i] = e2m1_decode(get_nibble(data, i)) * e4m3_decode(meta[16 + i / kNvfp4Block]) * g;
+    for (int64_t i = 0; i < n; ++i) x[i] = e2m1_decode(get_nibble(data, i)) * fp8e4m3_to_f32(meta[16 + i / kNvfp4Block]) * g;
 }
 
 } // namespace

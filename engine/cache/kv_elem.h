@@ -24,16 +24,16 @@ AVS_HD float kv_decode_elem(const KvLayout & L, const uint8_t * slot, bool is_v,
                 const float * mean = reinterpret_cast<const float *>(meta) + int64_t(L.blocks()) * H;
                 return float(int8_t(data[i])) * sc + mean[h * D + d];
             }
-            return kvq::e4m3_decode(data[i]) * sc;
+            return fp8e4m3_to_f32(data[i]) * sc;
         }
         case KvFormat::int4: {
             const uint16_t * m = reinterpret_cast<const uint16_t *>(meta) +
                                  (is_v ? ((t * H + h) * (D / kKiviGroupV) + d / kKiviGroupV) * 2 : (((t / kKiviGroupK) * H + h) * D + d) * 2);
-            return kvq::kivi_decode(kv_nibble(data, i), kvq::f16_decode(m[0]), kvq::f16_decode(m[1]));
+            return kvq::kivi_decode(kv_nibble(data, i), f16_to_f32(m[0]), f16_to_f32(m[1]));
         }
         case KvFormat::nvfp4: {
             const float g = reinterpret_cast<const float *>(meta)[0];
-            return kvq::e2m1_decode(kv_nibble(data, i)) * kvq::e4m3_decode(meta[16 + i / kNvfp4Block]) * g;
+            return kvq::e2m1_decode(kv_nibble(data, i)) * fp8e4m3_to_f32(meta[16 + i / kNvfp4Block]) * g;
         }
     }
     return 0.0f;
