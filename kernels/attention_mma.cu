@@ -2,9 +2,12 @@
 
 #include "kernels/attention_keys.cuh"
 #include "kernels/common.cuh"
+#include "kernels/wgmma.cuh"
 #include "engine/cache/kv_quant.h"
 
 #include <cuda_fp16.h>
+
+#include <cstdlib>
 
 namespace avs::kernels {
 namespace {
@@ -12,11 +15,19 @@ namespace {
 // 8 warps x 16 query rows: a staged K/V tile feeds 128 queries, which halves the staging work per
 // tensor-core op compared with 64-row blocks. K/V tiles arrive by cp.async into a double buffer,
 // so the next tile's loads fly while this one is multiplied. Each step was an A/B on H100 at the 1.3B
-// chunk shape (docs/PERFORMANCE.md).
+// chunk shape (docs/PERFORMANCE.md). On sm_90a the two GEMMs run as warpgroup MMAs (two warpgroups of
+// 64 rows) reading the same tiles; elsewhere as mma.sync with ldmatrix.
 constexpr int kWarps = 8;
 constexpr int kBQ    = 16 * kWarps;
 constexpr int kBK    = 64;
-constexpr int kPad   = 8;  // bf16 per smem row: rows 16 B apart mod 128 B, ldmatrix conflict-free
+// K/V tiles in shared memory, kBK rows x D bf16. sm_90a: the 128-byte swizzle of kernels/wgmma.cuh
+// (the layout wgmma reads). Elsewhere: rows padded by 8 bf16 (16 B apart mod 128 B, so ldmatrix is
+// conflict-free), which measured faster for mma.sync than the swizzle (5.51 vs 4.82 ms on H100).
+constexpr int  kPad = 8;
+constexpr bool kSwizzled = AVS_WGMMA;
+template <int D> __host__ __device__ constexpr int tile_elems(bool swizzled) { return kBK * (swizzled ? D : D + kPad); }
+// element offset of 16-byte chunk c of row t
+template <int D> __device__ __forceinline__ int toff(int t, int c) { return kSwizzled ? wg::swz_off(kBK, t, c) : t * (D + kPad) + 8 * c; }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -79,13 +90,13 @@ __device__ __forceinline__ TileSrc tile_src(const AttnKeys & K, int64_t a) {
 // rows past b are zero-filled.
 template <int D>
 __device__ __forceinline__ void issue_bf16(const bf16 * kp, const bf16 * vp, int64_t row0, int H, int h, int n, bf16 * ks, bf16 * vs) {
-    constexpr int ld = D + kPad, chunks = D / 8;
+    constexpr int chunks = D / 8;
     for (int e = threadIdx.x; e < kBK * chunks; e += blockDim.x) {
         const int     t = e / chunks, c = e % chunks;
         const bool    valid = t < n;
         const int64_t off = ((valid ? row0 + t : 0) * H + h) * D + 8 * c;
-        cp_async16(ks + t * ld + 8 * c, kp + off, valid);
-        cp_async16(vs + t * ld + 8 * c, vp + off, valid);
+        cp_async16(ks + toff<D>(t, c), kp + off, valid);
+        cp_async16(vs + toff<D>(t, c), vp + off, valid);
     }
 }
 
@@ -156,7 +167,7 @@ __device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t w, int half) {
 template <int D, int F>
 __device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t * slot, int r0, int h, int n, const uint8_t * kr,
                                              const uint8_t * vr, bf16 * ks, bf16 * vs) {
-    constexpr int ld = D + kPad, rb = raw_row_bytes<D, F>(), chunks = D / 8;
+    constexpr int rb = raw_row_bytes<D, F>(), chunks = D / 8;
     for (int e = threadIdx.x; e < 2 * kBK * chunks; e += blockDim.x) {
         const bool is_v = e >= kBK * chunks;
         const int  ee = is_v ? e - kBK * chunks : e, t = ee / chunks, c = ee % chunks, d0 = 8 * c;
@@ -207,7 +218,7 @@ __device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t *
                 out = make_uint4(bf2(x[0], x[1]), bf2(x[2], x[3]), bf2(x[4], x[5]), bf2(x[6], x[7]));
             }
         }
-        *reinterpret_cast<uint4 *>((is_v ? vs : ks) + t * ld + d0) = out;
+        *reinterpret_cast<uint4 *>((is_v ? vs : ks) + toff<D>(t, c)) = out;
     }
 }
 
@@ -217,18 +228,23 @@ template <int D> __host__ __device__ constexpr int temporal_blocks() { return (D
 
 template <int D, int F>
 __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __restrict__ out, const bf16 * __restrict__ q,
-                                                                       int64_t Lq, int H, AttnKeys K, RopeTabs tabs, float scale) {
+                                                                       int64_t Lq, int H, AttnKeys K, RopeTabs tabs, float scale,
+                                                                       bool use_wgmma) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    constexpr int ld = D + kPad, kTK = temporal_blocks<D>();
+    constexpr int ld = tile_elems<D>(kSwizzled), kTK = temporal_blocks<D>();  // ld: elements per tile
     constexpr bool kQuant = F != int(KvFormat::bf16);
     constexpr int  rb = raw_row_bytes<D, F>();
-    bf16 *    kbuf = reinterpret_cast<bf16 *>(smem_raw);  // [2][kBK][ld]
-    bf16 *    vbuf = kbuf + 2 * kBK * ld;                  // [2][kBK][ld]
-    uint8_t * kraw = reinterpret_cast<uint8_t *>(vbuf + 2 * kBK * ld);  // quantized formats: [2][kBK][rb]
+    // the swizzled tiles must start 1024-byte aligned (the launch adds the slack)
+    unsigned char * smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    bf16 *    kbuf = reinterpret_cast<bf16 *>(smem);  // [2][ld]
+    bf16 *    vbuf = kbuf + 2 * ld;                    // [2][ld]
+    uint8_t * kraw = reinterpret_cast<uint8_t *>(vbuf + 2 * ld);  // quantized formats: [2][kBK][rb]
     uint8_t * vraw = kraw + 2 * kBK * rb;
 
     const int     h    = blockIdx.y;
     const int     warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    // wgmma is warpgroup-wide: a warpgroup (4 warps, 64 rows) skips a tile only if all its rows do
+    const bool    wgmma = AVS_WGMMA && use_wgmma;
     const int     g = lane / 4, t = lane % 4;
     const int64_t q0 = int64_t(blockIdx.x) * kBQ;
 
@@ -273,7 +289,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
         block_lim = min(block_lim, nf * (split + 1) / K.nsplit * K.view.tokens_per_frame);
     }
     // A warp whose rows all end before a tile skips its math but still joins every barrier.
-    const int64_t warp_lim = key_limit(K, min(Lq - 1, q0 + warp * 16 + 15));
+    const int64_t warp_lim = key_limit(K, min(Lq - 1, q0 + (wgmma ? (warp / 4) * 64 + 63 : warp * 16 + 15)));
 
     float o[D / 8][4];
 #pragma unroll
@@ -292,14 +308,15 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     if (a < block_lim) raw = issue_tile<D, F>(K, H, h, a, b, kbuf, vbuf, kraw, vraw);
     for (int cur = 0; a < block_lim; cur ^= 1) {
         cp_async_wait_all();
+        wg::fence_async_smem();  // the landed tile is read by wgmma (async proxy)
         __syncthreads();  // tile [a, b) landed for everyone; the other buffers' tile is consumed
         const int64_t na = b, nb = na < block_lim ? tile_end(K, na, block_lim) : na;
         const bool    cur_raw = raw;
         if (na < block_lim)
-            raw = issue_tile<D, F>(K, H, h, na, nb, kbuf + (cur ^ 1) * kBK * ld, vbuf + (cur ^ 1) * kBK * ld, kraw + (cur ^ 1) * kBK * rb,
+            raw = issue_tile<D, F>(K, H, h, na, nb, kbuf + (cur ^ 1) * ld, vbuf + (cur ^ 1) * ld, kraw + (cur ^ 1) * kBK * rb,
                                    vraw + (cur ^ 1) * kBK * rb);
-        bf16 * ks = kbuf + cur * kBK * ld;
-        bf16 * vs = vbuf + cur * kBK * ld;
+        bf16 * ks = kbuf + cur * ld;
+        bf16 * vs = vbuf + cur * ld;
         const int64_t j0 = a, jend = b;
         a = na, b = nb;
         // per-tile scales of the quantized store (1 for bf16 rows)
@@ -308,6 +325,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             if (cur_raw) {
                 const TileSrc src = tile_src(K, j0);
                 dequant_tile<D, F>(K.layout, src.slot, src.r0, h, int(jend - j0), kraw + cur * kBK * rb, vraw + cur * kBK * rb, ks, vs);
+                wg::fence_async_smem();
                 if constexpr (F == int(KvFormat::fp8) || F == int(KvFormat::int8)) {
                     const int64_t bi = int64_t(src.r0 / kKvBlockTokens) * H + h;
                     // e4m3 tiles hold value * 2^-8 (e4m3x2_to_bf16x2)
@@ -361,14 +379,24 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
 
         float s[kBK / 8][4];
 #pragma unroll
-        for (int j = 0; j < kBK / 8; ++j) {
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        for (int j = 0; j < kBK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        if (wgmma) {
+            // S[64 x 64] of this warpgroup: D / 16 steps, keys as K-major B (32 B per step, a new panel every 4)
+            const uint32_t kb = smem_addr(ks);
+            wg::fence();
 #pragma unroll
-            for (int kd = 0; kd < D / 16; kd += 2) {
-                uint32_t bb[4];
-                ldsm_x4(bb, ks + (8 * j + k_row) * ld + 16 * kd + k_col);
-                mma_bf16(s[j], qf[kd], bb[0], bb[1]);
-                mma_bf16(s[j], qf[kd + 1], bb[2], bb[3]);
+            for (int kd = 0; kd < D / 16; ++kd) wg::mma_m64n64k16<0>(s, qf[kd], wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024));
+            wg::commit_and_wait();
+        } else {
+#pragma unroll
+            for (int j = 0; j < kBK / 8; ++j) {
+#pragma unroll
+                for (int kd = 0; kd < D / 16; kd += 2) {
+                    uint32_t bb[4];
+                    ldsm_x4(bb, ks + toff<D>(8 * j + k_row, 2 * kd + k_col / 8));
+                    mma_bf16(s[j], qf[kd], bb[0], bb[1]);
+                    mma_bf16(s[j], qf[kd + 1], bb[2], bb[3]);
+                }
             }
         }
         if constexpr (kQuant) {
@@ -425,14 +453,27 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
         l1 = l1 * c1 + ps1;
 #pragma unroll
         for (int nd = 0; nd < D / 8; ++nd) o[nd][0] *= c0, o[nd][1] *= c0, o[nd][2] *= c1, o[nd][3] *= c1;
+        if (wgmma) {
+            // O[64 x D] += P V: kBK / 16 steps of 16 keys, values as N-major (transposed) B
+            const uint32_t vb = smem_addr(vs);
+            wg::fence();
 #pragma unroll
-        for (int kk = 0; kk < kBK / 16; ++kk) {
+            for (int kk = 0; kk < kBK / 16; ++kk) {
+                const uint64_t dv = wg::desc_sw128(vb + kk * 16 * 128, kBK * 128, 1024);
+                if constexpr (D == 128) wg::mma_m64n128k16<1>(o, pa[kk], dv);
+                else wg::mma_m64n64k16<1>(o, pa[kk], dv);
+            }
+            wg::commit_and_wait();
+        } else {
 #pragma unroll
-            for (int nd = 0; nd < D / 8; nd += 2) {
-                uint32_t bb[4];
-                ldsm_x4_t(bb, vs + (16 * kk + v_row) * ld + 8 * nd + v_col);
-                mma_bf16(o[nd], pa[kk], bb[0], bb[1]);
-                mma_bf16(o[nd + 1], pa[kk], bb[2], bb[3]);
+            for (int kk = 0; kk < kBK / 16; ++kk) {
+#pragma unroll
+                for (int nd = 0; nd < D / 8; nd += 2) {
+                    uint32_t bb[4];
+                    ldsm_x4_t(bb, vs + toff<D>(16 * kk + v_row, nd + v_col / 8));
+                    mma_bf16(o[nd], pa[kk], bb[0], bb[1]);
+                    mma_bf16(o[nd + 1], pa[kk], bb[2], bb[3]);
+                }
             }
         }
     }
@@ -486,14 +527,18 @@ __global__ void merge_splits_kernel(bf16 * __restrict__ out, const float * __res
 template <int D, int F>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, const RopeTabs & tabs, float scale,
                    cudaStream_t stream) {
-    const size_t smem = sizeof(bf16) * size_t(4 * kBK * (D + kPad)) + (F != int(KvFormat::bf16) ? size_t(4 * kBK * raw_row_bytes<D, F>()) : 0);
+    // the larger (padded) tile layout plus the alignment slack: the device code picks its layout per arch
+    const size_t smem = 1024 + sizeof(bf16) * size_t(4 * tile_elems<D>(false)) + (F != int(KvFormat::bf16) ? size_t(4 * kBK * raw_row_bytes<D, F>()) : 0);
     auto * kern = attention_mma_kernel<D, F>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
     if (e != cudaSuccess) return e;
     const int  n = keys.nsplit > 1 ? keys.nsplit : 1;
     if (n > 1 && (!keys.split_scratch || !keys.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
-    kern<<<grid, kWarps * 32, smem, stream>>>(static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, keys, tabs, scale);
+    // AVS_ATTN_MMA_SYNC=1 keeps sm_90a on the mma.sync path (A/B measurements, tests of both paths)
+    const char * force_sync = std::getenv("AVS_ATTN_MMA_SYNC");
+    const bool   use_wgmma = !(force_sync && force_sync[0] == '1');
+    kern<<<grid, kWarps * 32, smem, stream>>>(static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, keys, tabs, scale, use_wgmma);
     if (n > 1) {
         e = cudaGetLastError();
         if (e != cudaSuccess) return e;

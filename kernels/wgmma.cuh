@@ -1,0 +1,92 @@
+// Hopper warpgroup MMA (wgmma) wrappers for the attention kernel: bf16 x bf16 -> f32, A from registers
+// (the same per-warp fragment as mma.sync m16n8k16), B from shared memory through a matrix descriptor.
+// Compiled to real instructions only for sm_90a (AVS_WGMMA); elsewhere the wrappers trap and the
+// callers take their mma.sync path instead.
+//
+// Shared-memory tiles use the 128-byte swizzle: a tile of rows x D bf16 is stored as D / 64 panels of
+// rows x 64 (128 B per row), and the 16-byte chunk c of row r sits at chunk (c ^ r % 8) of its row.
+// The same layout serves both GEMMs of attention: keys as K-major B of S = Q K^T, values as N-major
+// (transposed) B of O = P V. Panels must start 1024-byte aligned.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define AVS_WGMMA 1
+#else
+#define AVS_WGMMA 0
+#endif
+
+namespace avs::kernels::wg {
+
+// Element offset of 16-byte chunk c (8 bf16) of row r in a swizzled tile of `rows` rows.
+__host__ __device__ constexpr int swz_off(int rows, int r, int c) { return (c / 8) * (rows * 64) + r * 64 + (((c % 8) ^ (r % 8)) * 8); }
+
+// Matrix descriptor: start address, leading / stride byte offsets, 128-byte swizzle.
+//  K-major B (keys, D contiguous): LBO unused (16), SBO = 1024 (8 rows x 128 B); a k16 step moves the
+//    start by 32 B inside the 128-byte row, or to the next panel every 4 steps.
+//  N-major B (values, D contiguous, transposed): LBO = bytes between 64-column panels, SBO = 1024
+//    (8 key rows); a k16 step (16 keys) moves the start by 2048 B.
+__device__ __forceinline__ uint64_t desc_sw128(uint32_t smem_addr, uint32_t lbo, uint32_t sbo) {
+    return uint64_t((smem_addr & 0x3FFFFu) >> 4) | (uint64_t(lbo >> 4) << 16) | (uint64_t(sbo >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+__device__ __forceinline__ void fence() {
+#if AVS_WGMMA
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void commit_and_wait() {
+#if AVS_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+// Generic-proxy writes to shared memory (st.shared, cp.async) made visible to wgmma's async proxy.
+__device__ __forceinline__ void fence_async_smem() {
+#if AVS_WGMMA
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+#define AVS_WG_D8(d, i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+
+// d[64 x 64] += A[64 x 16] B[16 x 64]; d[j] holds columns 8j..8j+7 in the mma.sync C layout.
+template <int TransB>
+__device__ __forceinline__ void mma_m64n64k16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+#if AVS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "{%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"
+                 : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6),
+                   AVS_WG_D8(d, 7)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB));
+#else
+    __trap();
+#endif
+}
+
+// d[64 x 128] += A[64 x 16] B[16 x 128].
+template <int TransB>
+__device__ __forceinline__ void mma_m64n128k16(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
+#if AVS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                 "{%64,%65,%66,%67}, %68, p, 1, 1, %69;\n}\n"
+                 : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6),
+                   AVS_WG_D8(d, 7), AVS_WG_D8(d, 8), AVS_WG_D8(d, 9), AVS_WG_D8(d, 10), AVS_WG_D8(d, 11), AVS_WG_D8(d, 12),
+                   AVS_WG_D8(d, 13), AVS_WG_D8(d, 14), AVS_WG_D8(d, 15)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB));
+#else
+    __trap();
+#endif
+}
+
+#undef AVS_WG_D8
+
+} // namespace avs::kernels::wg
