@@ -1,8 +1,9 @@
-// Tensor-core attention (FlashAttention-2 style) for bf16 queries and K/V: mma.sync m16n8k16 bf16
-// with fp32 accumulation, online softmax in registers, K/V tiles copied asynchronously (cp.async,
-// double-buffered) into shared memory straight from the ring (or plain K/V), keys' temporal pairs
-// rotated in shared memory by their read-time RoPE position, fragments loaded with ldmatrix (V transposed on load).
-// Runs on sm_80 and newer. Internal to kernels/attention.cu.
+// Tensor-core attention (FlashAttention-2 style) for bf16 queries over bf16 or quantized K/V (every ring
+// KV format, dequantized tile by tile in shared memory), fp32 accumulation, online softmax in registers.
+// K/V tiles are copied asynchronously (cp.async, double-buffered) straight from the ring (or plain K/V);
+// keys hold their spatial RoPE and the temporal rotation is applied to Q per key frame. sm_90a: both
+// GEMMs as warpgroup MMAs (kernels/wgmma.cuh) on swizzled tiles; sm_80/86/89: mma.sync with ldmatrix
+// on padded tiles (AVS_ATTN_MMA_SYNC=1 forces it on sm_90a). Internal to kernels/attention.cu.
 #pragma once
 
 #include "kernels/attention.cuh"
