@@ -22,7 +22,7 @@ constexpr int kBQ    = 16 * kWarps;
 constexpr int kBK    = 64;
 // K/V tiles in shared memory, kBK rows x D bf16. sm_90a: the 128-byte swizzle of kernels/wgmma.cuh
 // (the layout wgmma reads). Elsewhere: rows padded by 8 bf16 (16 B apart mod 128 B, so ldmatrix is
-// conflict-free), which measured faster for mma.sync than the swizzle (5.51 vs 4.82 ms on H100).
+// conflict-free); mma.sync on H100 took 5.47 ms on the swizzle, 4.76 ms on padded tiles (separate runs).
 constexpr int  kPad = 8;
 constexpr bool kSwizzled = AVS_WGMMA;
 template <int D> __host__ __device__ constexpr int tile_elems(bool swizzled) { return kBK * (swizzled ? D : D + kPad); }
@@ -536,8 +536,10 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     if (n > 1 && (!keys.split_scratch || !keys.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
     // AVS_ATTN_MMA_SYNC=1 keeps sm_90a on the mma.sync path (A/B measurements, tests of both paths)
-    const char * force_sync = std::getenv("AVS_ATTN_MMA_SYNC");
-    const bool   use_wgmma = !(force_sync && force_sync[0] == '1');
+    static const bool use_wgmma = [] {  // read once, not per launch
+        const char * force_sync = std::getenv("AVS_ATTN_MMA_SYNC");
+        return !(force_sync && force_sync[0] == '1');
+    }();
     kern<<<grid, kWarps * 32, smem, stream>>>(static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, keys, tabs, scale, use_wgmma);
     if (n > 1) {
         e = cudaGetLastError();

@@ -3,11 +3,11 @@
 // Compiled to real instructions only for sm_90a (AVS_WGMMA); elsewhere the wrappers trap and the
 // callers take their mma.sync path instead.
 //
-// Shared-memory tiles use the 128-byte swizzle: a tile of rows x D bf16 is stored as D / 64 panels of
-// rows x 64 (128 B per row), and the 16-byte chunk c of row r sits at chunk (c ^ r % 8) of its row.
-// The same layout serves both GEMMs of attention: keys as K-major B of S = Q K^T, values as N-major
-// (transposed) B of O = P V. Panels must start 1024-byte aligned.
+// Shared-memory tiles use the 128-byte swizzle of kernels/swizzle.h. The same layout serves both GEMMs
+// of attention: keys as K-major B of S = Q K^T, values as N-major (transposed) B of O = P V.
 #pragma once
+
+#include "kernels/swizzle.h"
 
 #include <cstdint>
 
@@ -18,9 +18,6 @@
 #endif
 
 namespace avs::kernels::wg {
-
-// Element offset of 16-byte chunk c (8 bf16) of row r in a swizzled tile of `rows` rows.
-__host__ __device__ constexpr int swz_off(int rows, int r, int c) { return (c / 8) * (rows * 64) + r * 64 + (((c % 8) ^ (r % 8)) * 8); }
 
 // Matrix descriptor: start address, leading / stride byte offsets, 128-byte swizzle.
 //  K-major B (keys, D contiguous): LBO unused (16), SBO = 1024 (8 rows x 128 B); a k16 step moves the

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/cache/ring_view.h"
+#include "kernels/swizzle.h"
 
 #include <set>
 #include <vector>
@@ -97,4 +98,30 @@ TEST_CASE("ring view: RoPE positions are absolute or window-relative", "[ring]")
     // Positions in window mode stay bounded however long the stream runs.
     RingView far{2, 6, 1, 1000000007, RopeMode::window};
     REQUIRE(far.rope_pos_of_frame(1000000006) == 7);
+}
+
+TEST_CASE("the attention kernel's swizzled tile layout is a bijection with conflict-free 128-byte rows", "[kernels]") {
+    for (const int d : {64, 128}) {
+        const int rows = 64, chunks = d / 8;
+        std::set<int> seen;
+        for (int r = 0; r < rows; ++r)
+            for (int c = 0; c < chunks; ++c) {
+                const int off = kernels::wg::swz_off(rows, r, c);
+                INFO("d " << d << " row " << r << " chunk " << c << " -> " << off);
+                REQUIRE(off % 8 == 0);  // 16-byte aligned chunks
+                REQUIRE(off >= 0);
+                REQUIRE(off + 8 <= rows * d);
+                // a chunk stays in its row's 128-byte line of its 64-column panel
+                REQUIRE(off / 64 == (c / 8) * rows + r);
+                seen.insert(off);
+            }
+        REQUIRE(int(seen.size()) == rows * chunks);
+        // eight consecutive rows reading the same chunk land in eight different 16-byte bank groups
+        for (int r0 = 0; r0 < rows; r0 += 8)
+            for (int c = 0; c < chunks; ++c) {
+                std::set<int> groups;
+                for (int r = r0; r < r0 + 8; ++r) groups.insert((kernels::wg::swz_off(rows, r, c) / 8) % 8);
+                REQUIRE(groups.size() == 8);
+            }
+    }
 }
