@@ -146,7 +146,11 @@ TEST_CASE("attention over every stored format reads exactly the decoded values, 
         REQUIRE(be.attention_ring(exact, q, orig.store(0, 0), orig.layout(), view, tk, tv, rope, scale).ok());
         INFO(kv_format_name(f) << ": vs decoded " << test::rel_err(out, want) << ", vs originals " << test::rel_err(out, exact));
         REQUIRE(test::rel_err(out, want) <= 1e-6);
-        REQUIRE(test::rel_err(out, exact) <= (f == KvFormat::int4 || f == KvFormat::nvfp4 ? 0.2 : 0.05));
+        // vs the originals: fp8 (e4m3 K and V, scales set by the outlier channels) is bounded by e4m3's
+        // half-ulp 2^-4; over 300 fresh seeds it measured 0.040-0.053, int8 0.020-0.025, bf16 < 0.004,
+        // int4 0.065-0.084, nvfp4 0.139-0.174.
+        const double bound = f == KvFormat::int4 || f == KvFormat::nvfp4 ? 0.2 : f == KvFormat::fp8 ? 0.0625 : 0.05;
+        REQUIRE(test::rel_err(out, exact) <= bound);
     }
 }
 
