@@ -1,16 +1,22 @@
 #include "kernels/attention_mma.cuh"
 
 #include "kernels/attention_keys.cuh"
+#include "kernels/attention_tiles.cuh"
+#include "kernels/attention_ws.cuh"
 #include "kernels/common.cuh"
 #include "kernels/wgmma.cuh"
 #include "engine/cache/kv_quant.h"
 
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 namespace avs::kernels {
 namespace {
+
+using namespace attn;
 
 // 8 warps x 16 query rows: a staged K/V tile feeds 128 queries, which halves the staging work per
 // tensor-core op compared with 64-row blocks. K/V tiles arrive by cp.async into a double buffer,
@@ -28,11 +34,6 @@ constexpr bool kSwizzled = AVS_WGMMA;
 template <int D> __host__ __device__ constexpr int tile_elems(bool swizzled) { return kBK * (swizzled ? D : D + kPad); }
 // element offset of 16-byte chunk c of row t
 template <int D> __device__ __forceinline__ int toff(int t, int c) { return kSwizzled ? wg::swz_off(kBK, t, c) : t * (D + kPad) + 8 * c; }
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t *>(&v);
-}
 
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -57,23 +58,6 @@ __device__ __forceinline__ void cp_async16(bf16 * dst, const bf16 * src, bool va
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-// 2^x on the SFU; -inf gives +0 (masked keys)
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-__device__ __forceinline__ uint32_t lds32(const bf16 * p) { return *reinterpret_cast<const uint32_t *>(p); }
-
-// Keys are consumed in tiles that never cross a frame boundary (a 1560-token frame is 24 full
-// tiles and one of 24 keys), so a tile has one temporal RoPE angle per pair.
-__device__ __forceinline__ int64_t tile_end(const AttnKeys & K, int64_t j0, int64_t limit) {
-    int64_t e = min(j0 + kBK, limit);
-    if (K.ring) e = min(e, (j0 / K.view.tokens_per_frame + 1) * K.view.tokens_per_frame);
-    return e;
-}
 
 // A store tile's slot and its token offset within the frame (ring keys before the tail only).
 struct TileSrc {
@@ -222,10 +206,6 @@ __device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t *
     }
 }
 
-// Temporal RoPE pairs live in the first kTK 16-column blocks of a head (22 pairs of 64 for
-// head_dim 128, 12 of 32 for 64).
-template <int D> __host__ __device__ constexpr int temporal_blocks() { return (D / 2 - 2 * (D / 6) + 7) / 8; }
-
 template <int D, int F>
 __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __restrict__ out, const bf16 * __restrict__ q,
                                                                        int64_t Lq, int H, AttnKeys K, RopeTabs tabs, float scale,
@@ -248,25 +228,11 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     const int     g = lane / 4, t = lane % 4;
     const int64_t q0 = int64_t(blockIdx.x) * kBQ;
 
-    // Q A-fragments, in registers for the whole key loop. Register qf[kd][r] holds RoPE pair
-    // 8 kd + t (r = 0, 1) or 8 kd + 4 + t (r = 2, 3) of row g (r even) or g + 8 (r odd).
+    // Q A-fragments, in registers for the whole key loop
     uint32_t qf[D / 16][4];
-    {
-        const int64_t r0 = q0 + warp * 16 + g, r1 = r0 + 8;
-        const bf16 *  q0p = q + (r0 * H + h) * D + 2 * t;
-        const bf16 *  q1p = q + (r1 * H + h) * D + 2 * t;
-#pragma unroll
-        for (int kd = 0; kd < D / 16; ++kd) {
-            qf[kd][0] = r0 < Lq ? lds32(q0p + 16 * kd) : 0u;
-            qf[kd][1] = r1 < Lq ? lds32(q1p + 16 * kd) : 0u;
-            qf[kd][2] = r0 < Lq ? lds32(q0p + 16 * kd + 8) : 0u;
-            qf[kd][3] = r1 < Lq ? lds32(q1p + 16 * kd + 8) : 0u;
-        }
-    }
-    // Ring keys are stored with their spatial rotation only. Rather than rotating every key tile by
-    // its frame's temporal angle phi, the (few) temporal Q pairs are rotated by -phi whenever the
-    // key frame changes: q . R(phi) k = (R(-phi) q) . k. Measured at the 1.3B chunk shape: rotating
-    // the keys in shared memory cost 29 % of the kernel (all 64 pairs: 43 %).
+    load_q_frags<D>(qf, q, q0 + warp * 16 + g, Lq, H, h, t);
+    // temporal RoPE on the Q side (rotate_q_temporal). Measured at the 1.3B chunk shape: rotating the
+    // keys in shared memory cost 29 % of the kernel (all 64 pairs: 43 %).
     uint32_t q_orig[kTK][4];
 #pragma unroll
     for (int kd = 0; kd < kTK; ++kd)
@@ -279,15 +245,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     const int64_t row0 = q0 + warp * 16 + g, row1 = row0 + 8;
     const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
     int64_t       block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1));
-    // Split-KV: this block takes frames [F s / n, F (s + 1) / n) of the ring (whole frames, so tiles
-    // still never cross one).
     const int     split = int(blockIdx.z);
-    int64_t       j_begin = 0;
-    if (K.nsplit > 1) {
-        const int64_t nf = K.nk / K.view.tokens_per_frame;
-        j_begin   = nf * split / K.nsplit * K.view.tokens_per_frame;
-        block_lim = min(block_lim, nf * (split + 1) / K.nsplit * K.view.tokens_per_frame);
-    }
+    int64_t       j_begin;
+    split_range(K, split, j_begin, block_lim);
     // A warp whose rows all end before a tile skips its math but still joins every barrier.
     const int64_t warp_lim = key_limit(K, min(Lq - 1, q0 + (wgmma ? (warp / 4) * 64 + 63 : warp * 16 + 15)));
 
@@ -303,14 +263,14 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     const int k_row = lane % 8, k_col = 8 * (lane / 8);
     const int v_row = (lane % 8) + 8 * ((lane / 8) % 2), v_col = 8 * (lane / 16);
 
-    int64_t a = j_begin, b = j_begin < block_lim ? tile_end(K, j_begin, block_lim) : j_begin;
+    int64_t a = j_begin, b = j_begin < block_lim ? tile_end<kBK>(K, j_begin, block_lim) : j_begin;
     bool    raw = false;
     if (a < block_lim) raw = issue_tile<D, F>(K, H, h, a, b, kbuf, vbuf, kraw, vraw);
     for (int cur = 0; a < block_lim; cur ^= 1) {
         cp_async_wait_all();
         wg::fence_async_smem();  // the landed tile is read by wgmma (async proxy)
         __syncthreads();  // tile [a, b) landed for everyone; the other buffers' tile is consumed
-        const int64_t na = b, nb = na < block_lim ? tile_end(K, na, block_lim) : na;
+        const int64_t na = b, nb = na < block_lim ? tile_end<kBK>(K, na, block_lim) : na;
         const bool    cur_raw = raw;
         if (na < block_lim)
             raw = issue_tile<D, F>(K, H, h, na, nb, kbuf + (cur ^ 1) * ld, vbuf + (cur ^ 1) * ld, kraw + (cur ^ 1) * kBK * rb,
@@ -344,17 +304,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             const int lf = int(j0 / K.view.tokens_per_frame);
             if (lf != q_frame) {
                 q_frame = lf;
-                const int pt = K.rope.pairs_t;
-#pragma unroll
-                for (int kd = 0; kd < kTK; ++kd)
-#pragma unroll
-                    for (int r = 0; r < 4; ++r) {
-                        const int p = 8 * kd + 4 * (r / 2) + t;
-                        if (p >= pt) continue;
-                        const float c = __ldg(tabs.cos + int64_t(lf) * pt + p), sn = __ldg(tabs.sin + int64_t(lf) * pt + p);
-                        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&q_orig[kd][r]));
-                        qf[kd][r] = pack_bf16(x.x * c + x.y * sn, x.y * c - x.x * sn);  // R(-phi)
-                    }
+                rotate_q_temporal<D>(qf, q_orig, K, tabs, lf, t);
                 if constexpr (F == int(KvFormat::int8)) {
                     // keys are stored as k - mean: add (R(-phi) q) . mean back, one value per row and frame
                     qm0 = qm1 = 0.0f;
@@ -477,51 +427,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             }
         }
     }
-    // finish the row sums across the 4 threads of each row, normalise, store
-#pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-        l0 += __shfl_xor_sync(0xffffffffu, l0, off);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, off);
-    }
-    const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-    if (K.nsplit > 1) {  // fp32 partial output and its log2-sum-exp2 for the merge
-        float * po  = K.split_scratch + (int64_t(split) * Lq * H) * D;
-        float * lse = K.split_scratch + int64_t(K.nsplit) * Lq * H * D + int64_t(split) * Lq * H;
-#pragma unroll
-        for (int nd = 0; nd < D / 8; ++nd) {
-            const int col = 8 * nd + 2 * t;
-            if (row0 < Lq) *reinterpret_cast<float2 *>(po + (row0 * H + h) * D + col) = make_float2(o[nd][0] * i0, o[nd][1] * i0);
-            if (row1 < Lq) *reinterpret_cast<float2 *>(po + (row1 * H + h) * D + col) = make_float2(o[nd][2] * i1, o[nd][3] * i1);
-        }
-        if (t == 0) {
-            if (row0 < Lq) lse[row0 * H + h] = l0 > 0.0f ? m0 * sl2 + log2f(l0) : -INFINITY;
-            if (row1 < Lq) lse[row1 * H + h] = l1 > 0.0f ? m1 * sl2 + log2f(l1) : -INFINITY;
-        }
-        return;
-    }
-#pragma unroll
-    for (int nd = 0; nd < D / 8; ++nd) {
-        const int col = 8 * nd + 2 * t;
-        if (row0 < Lq) *reinterpret_cast<uint32_t *>(out + (row0 * H + h) * D + col) = pack_bf16(o[nd][0] * i0, o[nd][1] * i0);
-        if (row1 < Lq) *reinterpret_cast<uint32_t *>(out + (row1 * H + h) * D + col) = pack_bf16(o[nd][2] * i1, o[nd][3] * i1);
-    }
-}
-
-// out[row, h, :] = sum_s w_s O_s / sum_s w_s with w_s = 2^(lse_s - max lse): one block per (row, head).
-template <int D>
-__global__ void merge_splits_kernel(bf16 * __restrict__ out, const float * __restrict__ scratch, int64_t Lq, int H, int n) {
-    const int64_t rh = blockIdx.x;  // row * H + h
-    const float * lse = scratch + int64_t(n) * Lq * H * D;
-    float mx = -INFINITY;
-    for (int s = 0; s < n; ++s) mx = fmaxf(mx, lse[int64_t(s) * Lq * H + rh]);
-    float num = 0.0f, den = 0.0f;
-    for (int s = 0; s < n; ++s) {
-        const float l = lse[int64_t(s) * Lq * H + rh];
-        const float w = l == -INFINITY ? 0.0f : exp2f(l - mx);
-        num += w * scratch[(int64_t(s) * Lq * H + rh) * D + threadIdx.x];
-        den += w;
-    }
-    out[rh * D + threadIdx.x] = __float2bfloat16_rn(den > 0.0f ? num / den : 0.0f);
+    store_rows<D>(K, out, o, m0, m1, l0, l1, sl2, row0, Lq, H, h, t, split);
 }
 
 template <int D, int F>
@@ -535,16 +441,12 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     const int  n = keys.nsplit > 1 ? keys.nsplit : 1;
     if (n > 1 && (!keys.split_scratch || !keys.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
-    // AVS_ATTN_MMA_SYNC=1 keeps sm_90a on the mma.sync path (A/B measurements, tests of both paths)
-    static const bool use_wgmma = [] {  // read once, not per launch
-        const char * force_sync = std::getenv("AVS_ATTN_MMA_SYNC");
-        return !(force_sync && force_sync[0] == '1');
-    }();
+    const bool use_wgmma = attention_kernel() != AttnKernel::mma_sync;
     kern<<<grid, kWarps * 32, smem, stream>>>(static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, keys, tabs, scale, use_wgmma);
     if (n > 1) {
         e = cudaGetLastError();
         if (e != cudaSuccess) return e;
-        merge_splits_kernel<D><<<unsigned(Lq * heads), D, 0, stream>>>(static_cast<bf16 *>(out), keys.split_scratch, Lq, heads, n);
+        return merge_splits<D>(out, keys.split_scratch, Lq, heads, n, stream);
     }
     return cudaGetLastError();
 }
@@ -562,7 +464,21 @@ cudaError_t launch_format(void * out, const void * q, int64_t Lq, int heads, con
     }
 }
 
+std::atomic<int> & kernel_choice() {
+    static std::atomic<int> k = [] {
+        const char * e = std::getenv("AVS_ATTN_KERNEL");
+        if (e && !std::strcmp(e, "ws")) return int(AttnKernel::warp_specialized);
+        if (e && !std::strcmp(e, "wgmma")) return int(AttnKernel::wgmma);
+        if (e && !std::strcmp(e, "mma_sync")) return int(AttnKernel::mma_sync);
+        return int(AttnKernel::automatic);
+    }();
+    return k;
+}
+
 } // namespace
+
+void       attention_set_kernel(AttnKernel k) { kernel_choice().store(int(k)); }
+AttnKernel attention_kernel() { return AttnKernel(kernel_choice().load()); }
 
 bool attention_mma_supported(DType q_dtype, const AttnKeys & keys, int head_dim) {
     if (q_dtype != DType::bf16 || (head_dim != 64 && head_dim != 128)) return false;
@@ -599,6 +515,9 @@ int64_t attention_split_scratch_floats(int nsplit, int64_t Lq, int heads, int he
 cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                           cudaStream_t stream) {
     if (!attention_mma_supported(DType::bf16, keys, head_dim)) return cudaErrorInvalidValue;
+    const AttnKernel k = attention_kernel();
+    if ((k == AttnKernel::automatic || k == AttnKernel::warp_specialized) && attention_ws_supported(keys, head_dim))
+        return attention_ws(out, q, Lq, heads, head_dim, keys, scale, stream);
     const RopeTabs tabs = rope_tabs(keys);
     return head_dim == 128 ? launch_format<128>(out, q, Lq, heads, keys, tabs, scale, stream)
                            : launch_format<64>(out, q, Lq, heads, keys, tabs, scale, stream);

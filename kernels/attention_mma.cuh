@@ -3,12 +3,20 @@
 // K/V tiles are copied asynchronously (cp.async, double-buffered) straight from the ring (or plain K/V);
 // keys hold their spatial RoPE and the temporal rotation is applied to Q per key frame. sm_90a: both
 // GEMMs as warpgroup MMAs (kernels/wgmma.cuh) on swizzled tiles; sm_80/86/89: mma.sync with ldmatrix
-// on padded tiles (AVS_ATTN_MMA_SYNC=1 forces it on sm_90a). Internal to kernels/attention.cu.
+// on padded tiles. bf16 K/V on sm_90a go to the warp-specialized kernel (attention_ws.cuh) instead.
+// Internal to kernels/attention.cu (and tests, which pin a kernel).
 #pragma once
 
 #include "kernels/attention.cuh"
 
 namespace avs::kernels {
+
+// Which tensor-core kernel runs. `automatic` (the default) takes the fastest the build, device and keys
+// allow; tests and A/B benchmarks pin one (a pinned kernel the call cannot use falls back the same
+// way). The environment variable AVS_ATTN_KERNEL=ws|wgmma|mma_sync sets the initial choice.
+enum class AttnKernel { automatic, warp_specialized, wgmma, mma_sync };
+void       attention_set_kernel(AttnKernel k);
+AttnKernel attention_kernel();
 
 // True when the mma path handles this shape (bf16 q/out and K/V, head_dim 64 or 128).
 bool attention_mma_supported(DType q_dtype, const AttnKeys & keys, int head_dim);

@@ -38,6 +38,25 @@ __device__ __forceinline__ void commit_and_wait() {
     asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 }
+// Asynchronous use: commit the issued MMAs as a group, later wait until at most N groups are pending.
+__device__ __forceinline__ void commit() {
+#if AVS_WGMMA
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void wait() {
+#if AVS_WGMMA
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// Accumulators of an in-flight MMA are written behind the compiler's back: after wait(), this pins
+// every register so no read of it is scheduled before the wait (CUTLASS's warpgroup_fence_operand).
+template <int R, int C> __device__ __forceinline__ void fence_regs(float (&d)[R][C]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int j = 0; j < C; ++j) asm volatile("" : "+f"(d[i][j])::"memory");
+}
 // Generic-proxy writes to shared memory (st.shared, cp.async) made visible to wgmma's async proxy.
 __device__ __forceinline__ void fence_async_smem() {
 #if AVS_WGMMA
@@ -47,18 +66,19 @@ __device__ __forceinline__ void fence_async_smem() {
 
 #define AVS_WG_D8(d, i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
 
-// d[64 x 64] += A[64 x 16] B[16 x 64]; d[j] holds columns 8j..8j+7 in the mma.sync C layout.
+// d[64 x 64] (+)= A[64 x 16] B[16 x 64]; d[j] holds columns 8j..8j+7 in the mma.sync C layout.
+// accumulate = false overwrites d (the first k-step of a fresh product).
 template <int TransB>
-__device__ __forceinline__ void mma_m64n64k16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+__device__ __forceinline__ void mma_m64n64k16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
 #if AVS_WGMMA
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
                  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
                  "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
                  "{%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"
                  : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6),
                    AVS_WG_D8(d, 7)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB));
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB), "r"(int(accumulate)));
 #else
     __trap();
 #endif

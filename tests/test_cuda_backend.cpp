@@ -8,6 +8,7 @@
 #include "engine/cache/kv_format.h"
 #include "engine/runtime/generator.h"
 #include "engine/model/default_model.h"
+#include "kernels/attention_mma.cuh"
 
 #include <chrono>
 #include <cstdlib>
@@ -20,6 +21,17 @@ using avs::test::to_host;
 
 namespace {
 
+using kernels::AttnKernel;
+// Every tensor-core attention kernel (on Hopper: warp-specialized, wgmma, mma.sync; elsewhere the
+// pins fall back to mma.sync); the choice is restored to automatic afterwards.
+constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::wgmma, AttnKernel::mma_sync};
+const char * attn_kernel_name(AttnKernel k) {
+    return k == AttnKernel::automatic ? "automatic" : k == AttnKernel::wgmma ? "wgmma" : k == AttnKernel::mma_sync ? "mma_sync" : "ws";
+}
+struct PinAttnKernel {
+    explicit PinAttnKernel(AttnKernel k) { kernels::attention_set_kernel(k); }
+    ~PinAttnKernel() { kernels::attention_set_kernel(AttnKernel::automatic); }
+};
 
 } // namespace
 
@@ -86,12 +98,15 @@ TEST_CASE("ring attention kernel matches the CPU twin for every KV format on wra
                 Tensor sd = gpu->alloc(DType::u8, store.shape()).value();
                 REQUIRE(gpu->copy_from_host_async(sd, store).ok());
                 Tensor qd = to_device(*gpu, q, DType::bf16), tkd = to_device(*gpu, tk, DType::bf16), tvd = to_device(*gpu, tv, DType::bf16);
-                Tensor od = gpu->alloc(DType::bf16, q.shape()).value();
-                REQUIRE(gpu->attention_ring(od, qd, sd, L, view, tkd, tvd, rope, 0.125f).ok());
-                const double e = test::rel_err(to_host(*gpu, od), want);
-                INFO("D " << D << " format " << kv_format_name(fmt) << " mode " << rope_mode_name(mode) << " sinks " << sinks
-                          << " window " << window << " rel err " << e);
-                REQUIRE(e < 2e-2);  // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine)
+                for (AttnKernel kc : kAttnKernels) {
+                    PinAttnKernel pin(kc);
+                    Tensor        od = gpu->alloc(DType::bf16, q.shape()).value();
+                    REQUIRE(gpu->attention_ring(od, qd, sd, L, view, tkd, tvd, rope, 0.125f).ok());
+                    const double e = test::rel_err(to_host(*gpu, od), want);
+                    INFO("D " << D << " format " << kv_format_name(fmt) << " mode " << rope_mode_name(mode) << " sinks " << sinks
+                              << " window " << window << " kernel " << attn_kernel_name(kc) << " rel err " << e);
+                    REQUIRE(e < 2e-2);  // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine)
+                }
             }
         }
     }
@@ -163,11 +178,14 @@ TEST_CASE("plain and block-causal attention kernels match the CPU twin (f32 CUDA
             for (int64_t blk : {int64_t(0), int64_t(16), int64_t(50)}) {
                 Tensor want = Tensor::host(DType::f32, q.shape());
                 REQUIRE(cpu.attention(want, qf, kf, vf, 0.09f, blk, blk).ok());
-                Tensor od = gpu->alloc(dt, q.shape()).value();
-                REQUIRE(gpu->attention(od, to_device(*gpu, q, dt), to_device(*gpu, k, dt), to_device(*gpu, v, dt), 0.09f, blk, blk).ok());
-                const double e = test::rel_err(to_host(*gpu, od), want);
-                INFO("D " << D << " dtype " << dtype_name(dt) << " block " << blk << " rel err " << e);
-                REQUIRE(e < (dt == DType::f32 ? 1e-5 : 1e-2));
+                for (AttnKernel kc : kAttnKernels) {
+                    PinAttnKernel pin(kc);
+                    Tensor        od = gpu->alloc(dt, q.shape()).value();
+                    REQUIRE(gpu->attention(od, to_device(*gpu, q, dt), to_device(*gpu, k, dt), to_device(*gpu, v, dt), 0.09f, blk, blk).ok());
+                    const double e = test::rel_err(to_host(*gpu, od), want);
+                    INFO("D " << D << " dtype " << dtype_name(dt) << " block " << blk << " kernel " << attn_kernel_name(kc) << " rel err " << e);
+                    REQUIRE(e < (dt == DType::f32 ? 1e-5 : 1e-2));
+                }
             }
         }
     }
@@ -182,21 +200,33 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
     Tensor q  = to_device(*gpu, test::randn(Shape{3 * tpf, H, D}, 43), DType::bf16);
     Tensor od = gpu->alloc(DType::bf16, q.shape()).value();
     const Tensor none;
+    Tensor first;  // bf16 on the first kernel: the others must agree with it
     for (KvFormat fmt : {KvFormat::bf16, KvFormat::fp8, KvFormat::int8, KvFormat::int4, KvFormat::nvfp4}) {
         const KvLayout L = KvLayout::make(fmt, tpf, H, D);
         Tensor store = gpu->alloc(DType::u8, Shape{21, L.slot_bytes}).value();
         REQUIRE(gpu->kv_write(store, L, view, 0, k, v).ok());
-        REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
-        REQUIRE(gpu->synchronize().ok());
-        const int reps = 5;
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < reps; ++i) REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
-        REQUIRE(gpu->synchronize().ok());
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
-        const double flops = 4.0 * 3 * tpf * 21.0 * tpf * H * D;
-        WARN("ring attention 4680 x 32760, 12 x 128 heads, " << kv_format_name(fmt) << ": " << ms << " ms = " << flops / ms / 1e9 << " TFLOP/s");
-        Tensor h = to_host(*gpu, od);
-        for (int64_t i = 0; i < h.numel(); i += 997) REQUIRE(std::isfinite(h.data<float>()[i]));
+        // bf16: every kernel side by side (A/B in one process); the other formats on the default one
+        for (AttnKernel kc : kAttnKernels) {
+            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic) continue;
+            PinAttnKernel pin(kc);
+            REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
+            REQUIRE(gpu->synchronize().ok());
+            const int  reps = 5;
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int i = 0; i < reps; ++i) REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
+            REQUIRE(gpu->synchronize().ok());
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+            const double flops = 4.0 * 3 * tpf * 21.0 * tpf * H * D;
+            WARN("ring attention 4680 x 32760, 12 x 128 heads, " << kv_format_name(fmt) << ", kernel " << attn_kernel_name(kc) << ": " << ms
+                                                                 << " ms = " << flops / ms / 1e9 << " TFLOP/s");
+            Tensor h = to_host(*gpu, od);
+            for (int64_t i = 0; i < h.numel(); i += 997) REQUIRE(std::isfinite(h.data<float>()[i]));
+            if (fmt != KvFormat::bf16) continue;
+            if (first.numel() == 0) first = h;
+            const double e = test::rel_err(h, first);
+            INFO("kernel " << attn_kernel_name(kc) << " vs " << attn_kernel_name(kAttnKernels[0]) << " rel diff " << e);
+            REQUIRE(e < 1e-2);
+        }
     }
 }
 

@@ -1,0 +1,359 @@
+#include "kernels/attention_ws.cuh"
+
+#include "kernels/attention_keys.cuh"
+#include "kernels/attention_tiles.cuh"
+#include "kernels/tma.cuh"
+#include "kernels/wgmma.cuh"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
+namespace avs::kernels {
+namespace {
+
+using namespace attn;
+
+// Warpgroup 0 produces (one thread issues the TMA loads), warpgroups 1 and 2 consume 64 query rows
+// each: a staged tile feeds 128 queries, as in attention_mma.cu, so the split-KV heuristics carry over.
+constexpr int kBK = 64;         // keys per tile
+constexpr int kStages = 4;      // K/V tiles in flight
+constexpr int kConsumers = 2;
+constexpr int kThreads = 128 * (1 + kConsumers);
+constexpr int kBQ = 64 * kConsumers;
+// The producer needs few registers; the consumers hold Q (32), O (64), S (32) and P (16) fragments.
+constexpr int kProducerRegs = 24, kConsumerRegs = 240;
+// Inter-warpgroup ping-pong (FA3): a consumer issues its GEMMs only after the other one has issued
+// its own, so one warpgroup's softmax runs under the other's tensor-core work.
+constexpr bool kPingPong = true;
+
+// TMA descriptors (64-byte aligned in parameter space): `main` maps plain K/V or the ring store's
+// slots, `tail` the ring's bf16 tail. Each is 4-D (d, head, row, slot), boxes of kBK rows x 64 dims.
+struct Maps {
+    CUtensorMap k_main, v_main, k_tail, v_tail;
+};
+
+// -inf when key >= n, else +0, without a predicate: a predicated write to an MMA accumulator counts as
+// a divergent path for ptxas, which then serializes every wgmma of the kernel.
+__device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_float(~((key - n) >> 31) & int(0xff800000u)); }
+
+template <int D> constexpr int kTile = kBK * D;  // elements per staged K or V tile
+template <int D> constexpr size_t smem_bytes() { return 1024 + 2 * kStages * kTile<D> * sizeof(bf16) + 3 * kStages * sizeof(uint64_t); }
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
+                                                                  const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, RopeTabs tabs,
+                                                                  float scale) {
+#if AVS_WGMMA
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    // stages start 1024-byte aligned: the 128-byte swizzle's pattern repeats every 8 rows of 128 B
+    unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
+    bf16 *     kst = reinterpret_cast<bf16 *>(smem);  // [kStages][D / 64 panels][kBK][64]
+    bf16 *     vst = kst + kStages * kTile<D>;
+    uint64_t * full_k = reinterpret_cast<uint64_t *>(vst + kStages * kTile<D>);  // TMA landed (1 arrival + bytes)
+    uint64_t * full_v = full_k + kStages;
+    uint64_t * empty = full_v + kStages;  // every consumer warp released the stage
+
+    // warp-uniform by construction (a shuffle), so ptxas sees the role branches as non-divergent and
+    // keeps the warpgroup MMAs asynchronous
+    const int     wg = __shfl_sync(0xffffffffu, int(threadIdx.x / 128), 0), warp = __shfl_sync(0xffffffffu, int(threadIdx.x / 32) % 4, 0);
+    const int     lane = threadIdx.x % 32;
+    const int     h = blockIdx.y, split = int(blockIdx.z);
+    const int64_t q0 = int64_t(blockIdx.x) * kBQ;
+    int64_t       block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1)), j_begin;
+    split_range(K, split, j_begin, block_lim);
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < kStages; ++s) {
+            tma::mbar_init(&full_k[s], 1);
+            tma::mbar_init(&full_v[s], 1);
+            tma::mbar_init(&empty[s], 4 * kConsumers);
+        }
+        tma::mbar_fence_init();
+    }
+    __syncthreads();
+
+    if (wg == 0) {  // producer
+        tma::regs_dec<kProducerRegs>();
+        if (warp != 0 || lane != 0) return;
+        tma::prefetch_map(&maps.k_main), tma::prefetch_map(&maps.v_main);
+        const int tpf = K.view.tokens_per_frame, hist = K.ring ? K.view.visible_frames() - K.tail_frames : 0;
+        constexpr uint32_t bytes = kTile<D> * sizeof(bf16);
+        int it = 0;
+        for (int64_t a = j_begin; a < block_lim; a = tile_end<kBK>(K, a, block_lim), ++it) {
+            const int s = it % kStages;
+            tma::mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+            // rows past the tile's end (next frame, or past the tensor: zero-filled) are masked by the consumers
+            const CUtensorMap * km = &maps.k_main;
+            const CUtensorMap * vm = &maps.v_main;
+            int row = int(a), slot = 0;
+            if (K.ring) {
+                const int lf = int(a / tpf), r0 = int(a - int64_t(lf) * tpf);
+                if (lf >= hist) km = &maps.k_tail, vm = &maps.v_tail, row = (lf - hist) * tpf + r0;
+                else row = r0, slot = K.view.slot_of_logical(lf);
+            }
+            tma::mbar_expect_tx(&full_k[s], bytes);
+#pragma unroll
+            for (int p = 0; p < D / 64; ++p) tma::load_4d(kst + s * kTile<D> + p * kBK * 64, km, &full_k[s], 64 * p, h, row, slot);
+            tma::mbar_expect_tx(&full_v[s], bytes);
+#pragma unroll
+            for (int p = 0; p < D / 64; ++p) tma::load_4d(vst + s * kTile<D> + p * kBK * 64, vm, &full_v[s], 64 * p, h, row, slot);
+        }
+        return;
+    }
+
+    // consumer warpgroup cw: rows q0 + 64 cw + [0, 64); this thread rows row0 and row0 + 8
+    tma::regs_inc<kConsumerRegs>();
+    constexpr int kTK = temporal_blocks<D>();
+    const int     cw = wg - 1, g = lane / 4, t = lane % 4;
+    const int64_t row0 = q0 + 64 * cw + 16 * warp + g, row1 = row0 + 8;
+    const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
+    // a warpgroup skips a tile (the MMAs are warpgroup-wide) only when all its rows do
+    const int64_t wg_lim = min(block_lim, key_limit(K, min(Lq - 1, q0 + 64 * cw + 63)));
+    const int64_t wg_first_lim = key_limit(K, min(Lq - 1, q0 + 64 * cw));  // the fewest keys a row of it sees
+
+    uint32_t qf[D / 16][4];
+    load_q_frags<D>(qf, q, row0, Lq, H, h, t);
+    uint32_t q_orig[kTK][4];
+#pragma unroll
+    for (int kd = 0; kd < kTK; ++kd)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) q_orig[kd][r] = qf[kd][r];
+    int q_frame = -1;
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    float       m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    const float sl2 = scale * 1.4426950408889634f;
+    float       s[kBK / 8][4];
+    uint32_t    pa[kBK / 16][4];  // P of the previous tile, waiting for its P V
+
+    auto release = [&](int st) {
+        __syncwarp();
+        if (lane == 0) tma::mbar_arrive(&empty[st]);
+    };
+    // S[64 x kBK] = Q K^T of tile `it`: keys as K-major B (32 B per k16 step, a new 64-dim panel every 4)
+    auto issue_s = [&](int it, int64_t j0) {
+        const int st = it % kStages;
+        tma::mbar_wait(&full_k[st], (it / kStages) & 1);
+        if (K.ring) {
+            const int lf = int(j0 / K.view.tokens_per_frame);
+            if (lf != q_frame) q_frame = lf, rotate_q_temporal<D>(qf, q_orig, K, tabs, lf, t);
+        }
+        const uint32_t kb = tma::saddr(kst + st * kTile<D>);
+        wg::fence();
+#pragma unroll
+        for (int kd = 0; kd < D / 16; ++kd)
+            wg::mma_m64n64k16<0>(s, qf[kd], wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024), kd > 0);
+        wg::commit();
+    };
+    // O[64 x D] += P V of tile `it`: values as N-major B
+    auto issue_pv = [&](int it) {
+        const int st = it % kStages;
+        tma::mbar_wait(&full_v[st], (it / kStages) & 1);
+        const uint32_t vb = tma::saddr(vst + st * kTile<D>);
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) {
+            const uint64_t dv = wg::desc_sw128(vb + kk * 16 * 128, kBK * 128, 1024);
+            if constexpr (D == 128) wg::mma_m64n128k16<1>(o, pa[kk], dv);
+            else wg::mma_m64n64k16<1>(o, pa[kk], dv);
+        }
+        wg::commit();
+    };
+    // Masks tile [j0, jend) of the landed S, turns it into probabilities (in s) against the new row
+    // maxima; returns the rescale factors of the old O and l and adds the new row sums.
+    float c0, c1, ps0, ps1;
+    auto softmax = [&](int64_t j0, int64_t jend) {
+        if (j0 + kBK > min(jend, wg_first_lim)) {  // partial tile (a warpgroup-uniform test)
+            const int n0 = int(min(lim0, jend) - j0), n1 = int(min(lim1, jend) - j0);  // visible keys per row
+#pragma unroll
+            for (int j = 0; j < kBK / 8; ++j)
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    const int key = 8 * j + 2 * t + c;
+                    s[j][c] += mask_bias(key, n0);
+                    s[j][2 + c] += mask_bias(key, n1);
+                }
+        }
+        // running max on raw scores; the scale goes into the exponent: exp2(s * sl2 - max * sl2)
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int j = 0; j < kBK / 8; ++j) {
+            mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+        }
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+        }
+        // rows with no visible key yet keep m = -inf: 0 as the base keeps them NaN-free
+        const float b0 = mx0 == -INFINITY ? 0.0f : mx0 * sl2, b1 = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
+        c0 = fast_exp2(m0 * sl2 - b0), c1 = fast_exp2(m1 * sl2 - b1);
+        m0 = mx0, m1 = mx1;
+        ps0 = ps1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < kBK / 8; ++j) {
+            s[j][0] = fast_exp2(fmaf(s[j][0], sl2, -b0)), s[j][1] = fast_exp2(fmaf(s[j][1], sl2, -b0));
+            s[j][2] = fast_exp2(fmaf(s[j][2], sl2, -b1)), s[j][3] = fast_exp2(fmaf(s[j][3], sl2, -b1));
+            ps0 += s[j][0] + s[j][1];
+            ps1 += s[j][2] + s[j][3];
+        }
+    };
+    // after the previous P V landed: rescale O and l, and P becomes the next P V's A operand
+    auto rescale_and_pack = [&]() {
+        l0 = l0 * c0 + ps0;
+        l1 = l1 * c1 + ps1;
+#pragma unroll
+        for (int nd = 0; nd < D / 8; ++nd) o[nd][0] *= c0, o[nd][1] *= c0, o[nd][2] *= c1, o[nd][3] *= c1;
+        // the C layout of two adjacent key n-tiles is the A layout of one k16 step (FA2)
+#pragma unroll
+        for (int j = 0; j < kBK / 8; ++j) {
+            pa[j / 2][(j % 2) * 2 + 0] = pack_bf16(s[j][0], s[j][1]);
+            pa[j / 2][(j % 2) * 2 + 1] = pack_bf16(s[j][2], s[j][3]);
+        }
+    };
+
+    // Tiles [0, n_active) hold keys of this warpgroup's rows; the block's later tiles are released unread.
+    int n_tiles = 0, n_active = 0;
+    for (int64_t a = j_begin; a < block_lim; a = tile_end<kBK>(K, a, block_lim), ++n_tiles) n_active += a < wg_lim;
+    // Ping-pong: consumer 0 issues first; each consumer syncs on its own barrier before its GEMMs and
+    // arrives on the other's after issuing them, once per tile (consumer 1 skips its last arrival).
+    auto pp_sync = [&]() {
+        if (kPingPong) tma::bar_sync(1 + cw, 256);
+    };
+    auto pp_arrive = [&](int it) {
+        if (kPingPong && !(cw == 1 && it == n_tiles - 1)) tma::bar_arrive(1 + (cw ^ 1), 256);
+    };
+    if (kPingPong && cw == 1) tma::bar_arrive(1, 256);
+
+    // The steady state overlaps the softmax of tile `it` with the P V of tile it - 1 (FA3's
+    // intra-warpgroup pipelining): no wgmma is issued on a conditional path, so ptxas keeps them async.
+    int64_t a = j_begin;
+    int     it = 0;
+    if (n_active > 0) {
+        const int64_t jend = tile_end<kBK>(K, a, block_lim);
+        pp_sync();
+        issue_s(0, a);
+        pp_arrive(0);
+        wg::wait<0>();
+        wg::fence_regs(s);
+        softmax(a, jend);
+        rescale_and_pack();
+        a = jend, it = 1;
+        for (; it < n_active; ++it) {
+            const int64_t j0 = a, je = tile_end<kBK>(K, a, block_lim);
+            a = je;
+            pp_sync();
+            issue_s(it, j0);
+            issue_pv(it - 1);
+            pp_arrive(it);
+            wg::wait<1>();  // S landed; P V still in flight
+            wg::fence_regs(s);
+            softmax(j0, je);
+            wg::wait<0>();
+            wg::fence_regs(o);
+            release((it - 1) % kStages);
+            rescale_and_pack();
+        }
+        issue_pv(n_active - 1);
+        wg::wait<0>();
+        wg::fence_regs(o);
+        release((n_active - 1) % kStages);
+    }
+    for (; it < n_tiles; ++it) {
+        // past this warpgroup's rows: release the stage unread once it holds this tile (its barrier
+        // phase is the current one), keeping the ping-pong rhythm
+        pp_sync();
+        pp_arrive(it);
+        tma::mbar_wait(&full_v[it % kStages], (it / kStages) & 1);
+        release(it % kStages);
+    }
+    store_rows<D>(K, out, o, m0, m1, l0, l1, sl2, row0, Lq, H, h, t, split);
+#else
+    __trap();
+#endif
+}
+
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link dependency).
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+    static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+        void *                          p = nullptr;
+        cudaDriverEntryPointQueryResult r{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &r) != cudaSuccess ||
+            r != cudaDriverEntryPointSuccess)
+            p = nullptr;
+        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+    }();
+    return fn;
+}
+
+// bf16 [count][rows][H][D] with the `count` blocks `block_bytes` apart; boxes of kBK rows x 64 dims of one head.
+bool encode(CUtensorMap & m, const void * base, int D, int H, int64_t rows, int64_t count, int64_t block_bytes) {
+    const auto fn = encode_fn();
+    if (!fn || !base || rows <= 0 || count <= 0) return false;
+    const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(H), cuuint64_t(rows), cuuint64_t(count)};
+    const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(H) * D * 2, cuuint64_t(block_bytes)};
+    const cuuint32_t box[4] = {64, 1, kBK, 1}, elem[4] = {1, 1, 1, 1};
+    return fn(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void *>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <int D>
+cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, float scale, cudaStream_t stream) {
+    Maps          maps{};
+    const int64_t row_bytes = int64_t(heads) * D * 2;
+    bool          ok;
+    if (!K.ring) {
+        ok = encode(maps.k_main, K.k, D, heads, K.nk, 1, K.nk * row_bytes) && encode(maps.v_main, K.v, D, heads, K.nk, 1, K.nk * row_bytes);
+    } else {
+        const int tpf = K.view.tokens_per_frame, slots = K.view.capacity();
+        ok = encode(maps.k_main, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes) &&
+             encode(maps.v_main, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes);
+        if (ok && K.tail_frames > 0) {
+            const int64_t rows = int64_t(K.tail_frames) * tpf;
+            ok = encode(maps.k_tail, K.tail_k, D, heads, rows, 1, rows * row_bytes) && encode(maps.v_tail, K.tail_v, D, heads, rows, 1, rows * row_bytes);
+        }
+    }
+    if (!ok) return cudaErrorNotSupported;
+    auto *      kern = attention_ws_kernel<D>;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<D>()));
+    if (e != cudaSuccess) return e;
+    const int n = K.nsplit > 1 ? K.nsplit : 1;
+    if (n > 1 && (!K.split_scratch || !K.ring)) return cudaErrorInvalidValue;
+    const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
+    kern<<<grid, kThreads, smem_bytes<D>(), stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, rope_tabs(K),
+                                                      scale);
+    e = cudaGetLastError();
+    if (e != cudaSuccess || n == 1) return e;
+    return merge_splits<D>(out, K.split_scratch, Lq, heads, n, stream);
+}
+
+} // namespace
+
+bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
+#if defined(AVS_CUDA_SM90A)
+    static const bool hopper = [] {
+        int dev = 0, major = 0, minor = 0;
+        return cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+               cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0 &&
+               encode_fn() != nullptr;
+    }();
+    if (!hopper || (head_dim != 64 && head_dim != 128)) return false;
+    if (!keys.ring) return keys.dtype == DType::bf16;
+    return keys.layout.fmt == KvFormat::bf16 && (keys.tail_frames == 0 || keys.tail_dtype == DType::bf16) &&
+           keys.rope.pairs_t <= 8 * (head_dim == 128 ? temporal_blocks<128>() : temporal_blocks<64>());
+#else
+    (void)keys, (void)head_dim;
+    return false;
+#endif
+}
+
+cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
+                         cudaStream_t stream) {
+    if (!attention_ws_supported(keys, head_dim)) return cudaErrorInvalidValue;
+    return head_dim == 128 ? launch<128>(out, q, Lq, heads, keys, scale, stream) : launch<64>(out, q, Lq, heads, keys, scale, stream);
+}
+
+} // namespace avs::kernels
