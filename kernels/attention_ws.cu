@@ -8,6 +8,9 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <cstdlib>
+#include <cstring>
+
 namespace avs::kernels {
 namespace {
 
@@ -15,16 +18,11 @@ using namespace attn;
 
 // Warpgroup 0 produces (one thread issues the TMA loads), warpgroups 1 and 2 consume 64 query rows
 // each: a staged tile feeds 128 queries, as in attention_mma.cu, so the split-KV heuristics carry over.
-constexpr int kBK = 64;         // keys per tile
-constexpr int kStages = 4;      // K/V tiles in flight
 constexpr int kConsumers = 2;
 constexpr int kThreads = 128 * (1 + kConsumers);
 constexpr int kBQ = 64 * kConsumers;
 // The producer needs few registers; the consumers hold Q (32), O (64), S (32) and P (16) fragments.
 constexpr int kProducerRegs = 24, kConsumerRegs = 240;
-// Inter-warpgroup ping-pong (FA3): a consumer issues its GEMMs only after the other one has issued
-// its own, so one warpgroup's softmax runs under the other's tensor-core work.
-constexpr bool kPingPong = true;
 
 // TMA descriptors (64-byte aligned in parameter space): `main` maps plain K/V or the ring store's
 // slots, `tail` the ring's bf16 tail. Each is 4-D (d, head, row, slot), boxes of kBK rows x 64 dims.
@@ -36,20 +34,29 @@ struct Maps {
 // a divergent path for ptxas, which then serializes every wgmma of the kernel.
 __device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_float(~((key - n) >> 31) & int(0xff800000u)); }
 
-template <int D> constexpr int kTile = kBK * D;  // elements per staged K or V tile
-template <int D> constexpr size_t smem_bytes() { return 1024 + 2 * kStages * kTile<D> * sizeof(bf16) + 3 * kStages * sizeof(uint64_t); }
+// Tile shape and schedule. BK: keys per tile (S is 64 x BK per warpgroup). PingPong (FA3): a consumer
+// issues its GEMMs only after the other one has issued its own, so one warpgroup's softmax runs under
+// the other's tensor-core work. Stages: K/V tiles in flight, as many as fit 200 KB (at most 4).
+template <int D, int BK, bool PingPong> struct Cfg {
+    static constexpr int    kTile = BK * D;  // elements per staged K or V tile
+    static constexpr int    kStages = (200 * 1024) / (2 * kTile * 2) < 4 ? (200 * 1024) / (2 * kTile * 2) : 4;
+    static constexpr size_t kSmem = 1024 + 2 * kStages * kTile * sizeof(bf16) + 3 * kStages * sizeof(uint64_t);
+};
 
-template <int D>
+template <int D, int BK, bool PingPong>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                   const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, RopeTabs tabs,
                                                                   float scale) {
 #if AVS_WGMMA
+    using C = Cfg<D, BK, PingPong>;
+    constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile;
+    constexpr bool kPingPong = PingPong;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // stages start 1024-byte aligned: the 128-byte swizzle's pattern repeats every 8 rows of 128 B
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
     bf16 *     kst = reinterpret_cast<bf16 *>(smem);  // [kStages][D / 64 panels][kBK][64]
-    bf16 *     vst = kst + kStages * kTile<D>;
-    uint64_t * full_k = reinterpret_cast<uint64_t *>(vst + kStages * kTile<D>);  // TMA landed (1 arrival + bytes)
+    bf16 *     vst = kst + kStages * kTileE;
+    uint64_t * full_k = reinterpret_cast<uint64_t *>(vst + kStages * kTileE);  // TMA landed (1 arrival + bytes)
     uint64_t * full_v = full_k + kStages;
     uint64_t * empty = full_v + kStages;  // every consumer warp released the stage
 
@@ -77,7 +84,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         if (warp != 0 || lane != 0) return;
         tma::prefetch_map(&maps.k_main), tma::prefetch_map(&maps.v_main);
         const int tpf = K.view.tokens_per_frame, hist = K.ring ? K.view.visible_frames() - K.tail_frames : 0;
-        constexpr uint32_t bytes = kTile<D> * sizeof(bf16);
+        constexpr uint32_t bytes = kTileE * sizeof(bf16);
         int it = 0;
         for (int64_t a = j_begin; a < block_lim; a = tile_end<kBK>(K, a, block_lim), ++it) {
             const int s = it % kStages;
@@ -93,10 +100,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             }
             tma::mbar_expect_tx(&full_k[s], bytes);
 #pragma unroll
-            for (int p = 0; p < D / 64; ++p) tma::load_4d(kst + s * kTile<D> + p * kBK * 64, km, &full_k[s], 64 * p, h, row, slot);
+            for (int p = 0; p < D / 64; ++p) tma::load_4d(kst + s * kTileE + p * kBK * 64, km, &full_k[s], 64 * p, h, row, slot);
             tma::mbar_expect_tx(&full_v[s], bytes);
 #pragma unroll
-            for (int p = 0; p < D / 64; ++p) tma::load_4d(vst + s * kTile<D> + p * kBK * 64, vm, &full_v[s], 64 * p, h, row, slot);
+            for (int p = 0; p < D / 64; ++p) tma::load_4d(vst + s * kTileE + p * kBK * 64, vm, &full_v[s], 64 * p, h, row, slot);
         }
         return;
     }
@@ -140,18 +147,22 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             const int lf = int(j0 / K.view.tokens_per_frame);
             if (lf != q_frame) q_frame = lf, rotate_q_temporal<D>(qf, q_orig, K, tabs, lf, t);
         }
-        const uint32_t kb = tma::saddr(kst + st * kTile<D>);
+        const uint32_t kb = tma::saddr(kst + st * kTileE);
         wg::fence();
 #pragma unroll
         for (int kd = 0; kd < D / 16; ++kd)
-            wg::mma_m64n64k16<0>(s, qf[kd], wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024), kd > 0);
+        {
+            const uint64_t dk = wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024);
+            if constexpr (kBK == 128) wg::mma_m64n128k16<0>(s, qf[kd], dk, kd > 0);
+            else wg::mma_m64n64k16<0>(s, qf[kd], dk, kd > 0);
+        }
         wg::commit();
     };
     // O[64 x D] += P V of tile `it`: values as N-major B
     auto issue_pv = [&](int it) {
         const int st = it % kStages;
         tma::mbar_wait(&full_v[st], (it / kStages) & 1);
-        const uint32_t vb = tma::saddr(vst + st * kTile<D>);
+        const uint32_t vb = tma::saddr(vst + st * kTileE);
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < kBK / 16; ++kk) {
@@ -289,41 +300,42 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
     return fn;
 }
 
-// bf16 [count][rows][H][D] with the `count` blocks `block_bytes` apart; boxes of kBK rows x 64 dims of one head.
-bool encode(CUtensorMap & m, const void * base, int D, int H, int64_t rows, int64_t count, int64_t block_bytes) {
+// bf16 [count][rows][H][D] with the `count` blocks `block_bytes` apart; boxes of bk rows x 64 dims of one head.
+bool encode(CUtensorMap & m, const void * base, int D, int H, int64_t rows, int64_t count, int64_t block_bytes, int bk) {
     const auto fn = encode_fn();
     if (!fn || !base || rows <= 0 || count <= 0) return false;
     const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(H), cuuint64_t(rows), cuuint64_t(count)};
     const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(H) * D * 2, cuuint64_t(block_bytes)};
-    const cuuint32_t box[4] = {64, 1, kBK, 1}, elem[4] = {1, 1, 1, 1};
+    const cuuint32_t box[4] = {64, 1, cuuint32_t(bk), 1}, elem[4] = {1, 1, 1, 1};
     return fn(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void *>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int D>
+template <int D, int BK, bool PP>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, float scale, cudaStream_t stream) {
     Maps          maps{};
     const int64_t row_bytes = int64_t(heads) * D * 2;
     bool          ok;
     if (!K.ring) {
-        ok = encode(maps.k_main, K.k, D, heads, K.nk, 1, K.nk * row_bytes) && encode(maps.v_main, K.v, D, heads, K.nk, 1, K.nk * row_bytes);
+        ok = encode(maps.k_main, K.k, D, heads, K.nk, 1, K.nk * row_bytes, BK) && encode(maps.v_main, K.v, D, heads, K.nk, 1, K.nk * row_bytes, BK);
     } else {
         const int tpf = K.view.tokens_per_frame, slots = K.view.capacity();
-        ok = encode(maps.k_main, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes) &&
-             encode(maps.v_main, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes);
+        ok = encode(maps.k_main, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes, BK) &&
+             encode(maps.v_main, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes, BK);
         if (ok && K.tail_frames > 0) {
             const int64_t rows = int64_t(K.tail_frames) * tpf;
-            ok = encode(maps.k_tail, K.tail_k, D, heads, rows, 1, rows * row_bytes) && encode(maps.v_tail, K.tail_v, D, heads, rows, 1, rows * row_bytes);
+            ok = encode(maps.k_tail, K.tail_k, D, heads, rows, 1, rows * row_bytes, BK) && encode(maps.v_tail, K.tail_v, D, heads, rows, 1, rows * row_bytes, BK);
         }
     }
     if (!ok) return cudaErrorNotSupported;
-    auto *      kern = attention_ws_kernel<D>;
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_bytes<D>()));
+    using C = Cfg<D, BK, PP>;
+    auto *      kern = attention_ws_kernel<D, BK, PP>;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmem));
     if (e != cudaSuccess) return e;
     const int n = K.nsplit > 1 ? K.nsplit : 1;
     if (n > 1 && (!K.split_scratch || !K.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
-    kern<<<grid, kThreads, smem_bytes<D>(), stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, rope_tabs(K),
+    kern<<<grid, kThreads, C::kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, rope_tabs(K),
                                                       scale);
     e = cudaGetLastError();
     if (e != cudaSuccess || n == 1) return e;
@@ -353,7 +365,19 @@ bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
 cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                          cudaStream_t stream) {
     if (!attention_ws_supported(keys, head_dim)) return cudaErrorInvalidValue;
-    return head_dim == 128 ? launch<128>(out, q, Lq, heads, keys, scale, stream) : launch<64>(out, q, Lq, heads, keys, scale, stream);
+    // A/B knobs for the tile shape and the ping-pong, read once
+    static const int variant = [] {
+        const char * t = std::getenv("AVS_ATTN_WS_TILE");
+        const char * p = std::getenv("AVS_ATTN_WS_PINGPONG");
+        return (t && !std::strcmp(t, "128") ? 2 : 0) + (p && p[0] == '0' ? 0 : 1);
+    }();
+    if (head_dim == 64) return launch<64, 64, true>(out, q, Lq, heads, keys, scale, stream);
+    switch (variant) {
+        case 0: return launch<128, 64, false>(out, q, Lq, heads, keys, scale, stream);
+        case 2: return launch<128, 128, false>(out, q, Lq, heads, keys, scale, stream);
+        case 3: return launch<128, 128, true>(out, q, Lq, heads, keys, scale, stream);
+        default: return launch<128, 64, true>(out, q, Lq, heads, keys, scale, stream);
+    }
 }
 
 } // namespace avs::kernels
