@@ -40,7 +40,9 @@ __device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_flo
 template <int D, int BK, bool PingPong> struct Cfg {
     static constexpr int    kTile = BK * D;  // elements per staged K or V tile
     static constexpr int    kStages = (200 * 1024) / (2 * kTile * 2) < 4 ? (200 * 1024) / (2 * kTile * 2) : 4;
-    static constexpr size_t kSmem = 1024 + 2 * kStages * kTile * sizeof(bf16) + 3 * kStages * sizeof(uint64_t);
+    // + the consumers' unrotated temporal Q fragments (kept in shared memory: registers are the limit)
+    static constexpr size_t kQSave = size_t(temporal_blocks<D>()) * 4 * 128 * kConsumers * sizeof(uint32_t);
+    static constexpr size_t kSmem = 1024 + 2 * kStages * kTile * sizeof(bf16) + 3 * kStages * sizeof(uint64_t) + kQSave;
 };
 
 template <int D, int BK, bool PingPong>
@@ -59,6 +61,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     uint64_t * full_k = reinterpret_cast<uint64_t *>(vst + kStages * kTileE);  // TMA landed (1 arrival + bytes)
     uint64_t * full_v = full_k + kStages;
     uint64_t * empty = full_v + kStages;  // every consumer warp released the stage
+    uint32_t * qsave = reinterpret_cast<uint32_t *>(empty + kStages);  // [kTK * 4][256 consumer threads]
 
     // warp-uniform by construction (a shuffle), so ptxas sees the role branches as non-divergent and
     // keeps the warpgroup MMAs asynchronous
@@ -120,11 +123,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
 
     uint32_t qf[D / 16][4];
     load_q_frags<D>(qf, q, row0, Lq, H, h, t);
-    uint32_t q_orig[kTK][4];
+    // the unrotated temporal fragments, thread-private in shared memory ([fragment][thread]: no conflicts)
+    uint32_t * my_qsave = qsave + (threadIdx.x - 128);
 #pragma unroll
     for (int kd = 0; kd < kTK; ++kd)
 #pragma unroll
-        for (int r = 0; r < 4; ++r) q_orig[kd][r] = qf[kd][r];
+        for (int r = 0; r < 4; ++r) my_qsave[(kd * 4 + r) * 128 * kConsumers] = qf[kd][r];
     int q_frame = -1;
 
     float o[D / 8][4];
@@ -132,7 +136,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
     float       m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     const float sl2 = scale * 1.4426950408889634f;
-    float       s[kBK / 8][4];
+    float       s[kBK / 8][4];  // zeroed: a narrow first tile leaves columns unwritten (masked, but never NaN)
+#pragma unroll
+    for (int j = 0; j < kBK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
     uint32_t    pa[kBK / 16][4];  // P of the previous tile, waiting for its P V
 
     auto release = [&](int st) {
@@ -140,12 +146,22 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         if (lane == 0) tma::mbar_arrive(&empty[st]);
     };
     // S[64 x kBK] = Q K^T of tile `it`: keys as K-major B (32 B per k16 step, a new 64-dim panel every 4)
-    auto issue_s = [&](int it, int64_t j0) {
+    // A narrow tile (a frame's last, 24 of 128 keys at the 1.3B shape) multiplies 32 key columns only;
+    // the rest of S keeps stale finite values that the partial-tile mask turns into -inf.
+    auto issue_s = [&](int it, int64_t j0, bool narrow) {
         const int st = it % kStages;
         tma::mbar_wait(&full_k[st], (it / kStages) & 1);
         if (K.ring) {
             const int lf = int(j0 / K.view.tokens_per_frame);
-            if (lf != q_frame) q_frame = lf, rotate_q_temporal<D>(qf, q_orig, K, tabs, lf, t);
+            if (lf != q_frame) {
+                q_frame = lf;
+                uint32_t q_orig[kTK][4];
+#pragma unroll
+                for (int kd = 0; kd < kTK; ++kd)
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) q_orig[kd][r] = my_qsave[(kd * 4 + r) * 128 * kConsumers];
+                rotate_q_temporal<D>(qf, q_orig, K, tabs, lf, t);
+            }
         }
         const uint32_t kb = tma::saddr(kst + st * kTileE);
         wg::fence();
@@ -153,28 +169,37 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         for (int kd = 0; kd < D / 16; ++kd)
         {
             const uint64_t dk = wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024);
-            if constexpr (kBK == 128) wg::mma_m64n128k16<0>(s, qf[kd], dk, kd > 0);
-            else wg::mma_m64n64k16<0>(s, qf[kd], dk, kd > 0);
+            if constexpr (kBK == 128) {
+                if (narrow) wg::mma_m64n32k16<0>(*reinterpret_cast<float(*)[4][4]>(&s[0][0]), qf[kd], dk, kd > 0);
+                else wg::mma_m64n128k16<0>(s, qf[kd], dk, kd > 0);
+            } else {
+                wg::mma_m64n64k16<0>(s, qf[kd], dk, kd > 0);
+            }
         }
         wg::commit();
     };
     // O[64 x D] += P V of tile `it`: values as N-major B
-    auto issue_pv = [&](int it) {
+    auto issue_pv = [&](int it, bool narrow) {
         const int st = it % kStages;
         tma::mbar_wait(&full_v[st], (it / kStages) & 1);
         const uint32_t vb = tma::saddr(vst + st * kTileE);
         wg::fence();
-#pragma unroll
-        for (int kk = 0; kk < kBK / 16; ++kk) {
+        auto step = [&](int kk) {
             const uint64_t dv = wg::desc_sw128(vb + kk * 16 * 128, kBK * 128, 1024);
             if constexpr (D == 128) wg::mma_m64n128k16<1>(o, pa[kk], dv);
             else wg::mma_m64n64k16<1>(o, pa[kk], dv);
+        };
+        if (narrow) {  // 32 keys: two k16 steps
+            step(0), step(1);
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < kBK / 16; ++kk) step(kk);
         }
         wg::commit();
     };
     // Masks tile [j0, jend) of the landed S, turns it into probabilities (in s) against the new row
-    // maxima; returns the rescale factors of the old O and l and adds the new row sums.
-    float c0, c1, ps0, ps1;
+    // maxima, updates the row sums and leaves the old O's rescale factors in c0, c1.
+    float c0 = 0.0f, c1 = 0.0f;
     auto softmax = [&](int64_t j0, int64_t jend) {
         if (j0 + kBK > min(jend, wg_first_lim)) {  // partial tile (a warpgroup-uniform test)
             const int n0 = int(min(lim0, jend) - j0), n1 = int(min(lim1, jend) - j0);  // visible keys per row
@@ -203,7 +228,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         const float b0 = mx0 == -INFINITY ? 0.0f : mx0 * sl2, b1 = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
         c0 = fast_exp2(m0 * sl2 - b0), c1 = fast_exp2(m1 * sl2 - b1);
         m0 = mx0, m1 = mx1;
-        ps0 = ps1 = 0.0f;
+        float ps0 = 0.0f, ps1 = 0.0f;
 #pragma unroll
         for (int j = 0; j < kBK / 8; ++j) {
             s[j][0] = fast_exp2(fmaf(s[j][0], sl2, -b0)), s[j][1] = fast_exp2(fmaf(s[j][1], sl2, -b0));
@@ -211,14 +236,17 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             ps0 += s[j][0] + s[j][1];
             ps1 += s[j][2] + s[j][3];
         }
-    };
-    // after the previous P V landed: rescale O and l, and P becomes the next P V's A operand
-    auto rescale_and_pack = [&]() {
         l0 = l0 * c0 + ps0;
         l1 = l1 * c1 + ps1;
+    };
+    // O, scaled to the previous row maxima, follows the new ones (before the next P V is added)
+    auto rescale_o = [&]() {
 #pragma unroll
         for (int nd = 0; nd < D / 8; ++nd) o[nd][0] *= c0, o[nd][1] *= c0, o[nd][2] *= c1, o[nd][3] *= c1;
-        // the C layout of two adjacent key n-tiles is the A layout of one k16 step (FA2)
+    };
+    // once the previous P V landed, P becomes the next one's A operand: the C layout of two adjacent
+    // key n-tiles is the A layout of one k16 step (FA2)
+    auto pack_p = [&]() {
 #pragma unroll
         for (int j = 0; j < kBK / 8; ++j) {
             pa[j / 2][(j % 2) * 2 + 0] = pack_bf16(s[j][0], s[j][1]);
@@ -239,26 +267,28 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     };
     if (kPingPong && cw == 1) tma::bar_arrive(1, 256);
 
-    // The steady state overlaps the softmax of tile `it` with the P V of tile it - 1 (FA3's
-    // intra-warpgroup pipelining): no wgmma is issued on a conditional path, so ptxas keeps them async.
+    // The steady state overlaps the softmax of tile `it` with the P V of tile it - 1, and O's rescale
+    // with the S of tile `it` (FA3's intra-warpgroup pipelining). No wgmma is issued on a thread-
+    // dependent path, so ptxas keeps them asynchronous.
+    const auto narrow_tile = [&](int64_t j0, int64_t je) { return kBK == 128 && je - j0 <= 32; };
     int64_t a = j_begin;
     int     it = 0;
     if (n_active > 0) {
-        const int64_t jend = tile_end<kBK>(K, a, block_lim);
+        int64_t j0 = a, je = tile_end<kBK>(K, a, block_lim);
         pp_sync();
-        issue_s(0, a);
+        issue_s(0, j0, narrow_tile(j0, je));
         pp_arrive(0);
         wg::wait<0>();
         wg::fence_regs(s);
-        softmax(a, jend);
-        rescale_and_pack();
-        a = jend, it = 1;
-        for (; it < n_active; ++it) {
-            const int64_t j0 = a, je = tile_end<kBK>(K, a, block_lim);
-            a = je;
+        softmax(j0, je);
+        pack_p();
+        for (it = 1; it < n_active; ++it) {
+            const bool prev_narrow = narrow_tile(j0, je);
+            j0 = je, je = tile_end<kBK>(K, je, block_lim);
             pp_sync();
-            issue_s(it, j0);
-            issue_pv(it - 1);
+            issue_s(it, j0, narrow_tile(j0, je));
+            rescale_o();
+            issue_pv(it - 1, prev_narrow);
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
             wg::fence_regs(s);
@@ -266,9 +296,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             wg::wait<0>();
             wg::fence_regs(o);
             release((it - 1) % kStages);
-            rescale_and_pack();
+            pack_p();
         }
-        issue_pv(n_active - 1);
+        rescale_o();
+        issue_pv(n_active - 1, narrow_tile(j0, je));
         wg::wait<0>();
         wg::fence_regs(o);
         release((n_active - 1) % kStages);
@@ -369,14 +400,14 @@ cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int 
     static const int variant = [] {
         const char * t = std::getenv("AVS_ATTN_WS_TILE");
         const char * p = std::getenv("AVS_ATTN_WS_PINGPONG");
-        return (t && !std::strcmp(t, "128") ? 2 : 0) + (p && p[0] == '0' ? 0 : 1);
+        return (t && !std::strcmp(t, "64") ? 0 : 2) + (p && p[0] == '0' ? 0 : 1);
     }();
     if (head_dim == 64) return launch<64, 64, true>(out, q, Lq, heads, keys, scale, stream);
     switch (variant) {
         case 0: return launch<128, 64, false>(out, q, Lq, heads, keys, scale, stream);
+        case 1: return launch<128, 64, true>(out, q, Lq, heads, keys, scale, stream);
         case 2: return launch<128, 128, false>(out, q, Lq, heads, keys, scale, stream);
-        case 3: return launch<128, 128, true>(out, q, Lq, heads, keys, scale, stream);
-        default: return launch<128, 64, true>(out, q, Lq, heads, keys, scale, stream);
+        default: return launch<128, 128, true>(out, q, Lq, heads, keys, scale, stream);
     }
 }
 

@@ -84,7 +84,22 @@ __device__ __forceinline__ void mma_m64n64k16(float (&d)[8][4], const uint32_t (
 #endif
 }
 
-// d[64 x 128] += A[64 x 16] B[16 x 128].
+// d[64 x 32] (+)= A[64 x 16] B[16 x 32] (a narrow key tile).
+template <int TransB>
+__device__ __forceinline__ void mma_m64n32k16(float (&d)[4][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
+#if AVS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %22, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, "
+                 "{%16,%17,%18,%19}, %20, p, 1, 1, %21;\n}\n"
+                 : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB), "r"(int(accumulate)));
+#else
+    __trap();
+#endif
+}
+
+// d[64 x 128] (+)= A[64 x 16] B[16 x 128].
 template <int TransB>
 __device__ __forceinline__ void mma_m64n128k16(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
 #if AVS_WGMMA
