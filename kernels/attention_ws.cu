@@ -48,7 +48,7 @@ template <int D, int BK, bool PingPong> struct Cfg {
 template <int D, int BK, bool PingPong>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                   const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, RopeTabs tabs,
-                                                                  float scale) {
+                                                                  float scale, bool allow_narrow) {
 #if AVS_WGMMA
     using C = Cfg<D, BK, PingPong>;
     constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile;
@@ -164,17 +164,19 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             }
         }
         const uint32_t kb = tma::saddr(kst + st * kTileE);
+        auto dk = [&](int kd) { return wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024); };
         wg::fence();
+        if constexpr (kBK == 128) {
+            if (narrow) {
 #pragma unroll
-        for (int kd = 0; kd < D / 16; ++kd)
-        {
-            const uint64_t dk = wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024);
-            if constexpr (kBK == 128) {
-                if (narrow) wg::mma_m64n32k16<0>(*reinterpret_cast<float(*)[4][4]>(&s[0][0]), qf[kd], dk, kd > 0);
-                else wg::mma_m64n128k16<0>(s, qf[kd], dk, kd > 0);
+                for (int kd = 0; kd < D / 16; ++kd) wg::mma_m64n32k16<0>(*reinterpret_cast<float(*)[4][4]>(&s[0][0]), qf[kd], dk(kd), kd > 0);
             } else {
-                wg::mma_m64n64k16<0>(s, qf[kd], dk, kd > 0);
+#pragma unroll
+                for (int kd = 0; kd < D / 16; ++kd) wg::mma_m64n128k16<0>(s, qf[kd], dk(kd), kd > 0);
             }
+        } else {
+#pragma unroll
+            for (int kd = 0; kd < D / 16; ++kd) wg::mma_m64n64k16<0>(s, qf[kd], dk(kd), kd > 0);
         }
         wg::commit();
     };
@@ -270,7 +272,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     // The steady state overlaps the softmax of tile `it` with the P V of tile it - 1, and O's rescale
     // with the S of tile `it` (FA3's intra-warpgroup pipelining). No wgmma is issued on a thread-
     // dependent path, so ptxas keeps them asynchronous.
-    const auto narrow_tile = [&](int64_t j0, int64_t je) { return kBK == 128 && je - j0 <= 32; };
+    const auto narrow_tile = [&](int64_t j0, int64_t je) { return kBK == 128 && allow_narrow && je - j0 <= 32; };
     int64_t a = j_begin;
     int     it = 0;
     if (n_active > 0) {
@@ -366,8 +368,12 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     const int n = K.nsplit > 1 ? K.nsplit : 1;
     if (n > 1 && (!K.split_scratch || !K.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
+    static const bool allow_narrow = [] {  // A/B knob
+        const char * e = std::getenv("AVS_ATTN_WS_NARROW");
+        return !(e && e[0] == '0');
+    }();
     kern<<<grid, kThreads, C::kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, rope_tabs(K),
-                                                      scale);
+                                                      scale, allow_narrow);
     e = cudaGetLastError();
     if (e != cudaSuccess || n == 1) return e;
     return merge_splits<D>(out, K.split_scratch, Lq, heads, n, stream);
