@@ -136,9 +136,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
     float       m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
     const float sl2 = scale * 1.4426950408889634f;
-    float       s[kBK / 8][4];  // zeroed: a narrow first tile leaves columns unwritten (masked, but never NaN)
-#pragma unroll
-    for (int j = 0; j < kBK / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    float       s[kBK / 8][4];
     uint32_t    pa[kBK / 16][4];  // P of the previous tile, waiting for its P V
 
     auto release = [&](int st) {
@@ -146,14 +144,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         if (lane == 0) tma::mbar_arrive(&empty[st]);
     };
     // S[64 x kBK] = Q K^T of tile `it`: keys as K-major B (32 B per k16 step, a new 64-dim panel every 4)
-    // A narrow tile (a frame's last, 24 of 128 keys at the 1.3B shape) multiplies 32 key columns only;
-    // the rest of S keeps stale finite values that the partial-tile mask turns into -inf.
-    auto issue_s = [&](int it, int64_t j0, bool narrow) {
+    auto issue_s = [&](int it, int64_t j0) {
         const int st = it % kStages;
         tma::mbar_wait(&full_k[st], (it / kStages) & 1);
         if (K.ring) {
             const int lf = int(j0 / K.view.tokens_per_frame);
-            if (lf != q_frame) {
+            if (__shfl_sync(0xffffffffu, int(lf != q_frame), 0)) {  // provably uniform: Q feeds the wgmma
                 q_frame = lf;
                 uint32_t q_orig[kTK][4];
 #pragma unroll
@@ -166,21 +162,17 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         const uint32_t kb = tma::saddr(kst + st * kTileE);
         auto dk = [&](int kd) { return wg::desc_sw128(kb + (kd / 4) * (kBK * 128) + (kd % 4) * 32, 16, 1024); };
         wg::fence();
-        if constexpr (kBK == 128) {
-            if (narrow) {
 #pragma unroll
-                for (int kd = 0; kd < D / 16; ++kd) wg::mma_m64n32k16<0>(*reinterpret_cast<float(*)[4][4]>(&s[0][0]), qf[kd], dk(kd), kd > 0);
-            } else {
-#pragma unroll
-                for (int kd = 0; kd < D / 16; ++kd) wg::mma_m64n128k16<0>(s, qf[kd], dk(kd), kd > 0);
-            }
-        } else {
-#pragma unroll
-            for (int kd = 0; kd < D / 16; ++kd) wg::mma_m64n64k16<0>(s, qf[kd], dk(kd), kd > 0);
+        for (int kd = 0; kd < D / 16; ++kd) {
+            if constexpr (kBK == 128) wg::mma_m64n128k16<0>(s, qf[kd], dk(kd), kd > 0);
+            else if constexpr (kBK == 96) wg::mma_m64n96k16<0>(s, qf[kd], dk(kd), kd > 0);
+            else wg::mma_m64n64k16<0>(s, qf[kd], dk(kd), kd > 0);
         }
         wg::commit();
     };
     // O[64 x D] += P V of tile `it`: values as N-major B
+    // A narrow tile (a frame's last: 24 of 128 keys at the 1.3B shape) takes two k16 steps; its masked
+    // P columns are zeros. (Narrowing S too, as m64n32, costs ptxas the registers to keep wgmma async.)
     auto issue_pv = [&](int it, bool narrow) {
         const int st = it % kStages;
         tma::mbar_wait(&full_v[st], (it / kStages) & 1);
@@ -203,7 +195,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     // maxima, updates the row sums and leaves the old O's rescale factors in c0, c1.
     float c0 = 0.0f, c1 = 0.0f;
     auto softmax = [&](int64_t j0, int64_t jend) {
-        if (j0 + kBK > min(jend, wg_first_lim)) {  // partial tile (a warpgroup-uniform test)
+        if (__shfl_sync(0xffffffffu, int(j0 + kBK > min(jend, wg_first_lim)), 0)) {  // partial tile (uniform)
             const int n0 = int(min(lim0, jend) - j0), n1 = int(min(lim1, jend) - j0);  // visible keys per row
 #pragma unroll
             for (int j = 0; j < kBK / 8; ++j)
@@ -259,6 +251,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     // Tiles [0, n_active) hold keys of this warpgroup's rows; the block's later tiles are released unread.
     int n_tiles = 0, n_active = 0;
     for (int64_t a = j_begin; a < block_lim; a = tile_end<kBK>(K, a, block_lim), ++n_tiles) n_active += a < wg_lim;
+    n_tiles = __shfl_sync(0xffffffffu, n_tiles, 0), n_active = __shfl_sync(0xffffffffu, n_active, 0);
     // Ping-pong: consumer 0 issues first; each consumer syncs on its own barrier before its GEMMs and
     // arrives on the other's after issuing them, once per tile (consumer 1 skips its last arrival).
     auto pp_sync = [&]() {
@@ -273,13 +266,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     // warpgroup pipelining). O is rescaled after that P V lands, outside the ping-pong's critical
     // section (rescaling it between the two GEMM issues, as FA3 does, measured 305 vs 436 TFLOP/s
     // here). No wgmma is issued on a thread-dependent path, so ptxas keeps them asynchronous.
-    const auto narrow_tile = [&](int64_t j0, int64_t je) { return kBK == 128 && allow_narrow && je - j0 <= 32; };
+    // (a shuffle makes the flag provably warp-uniform: a wgmma on a possibly divergent path is serialized)
+    const auto narrow_tile = [&](int64_t j0, int64_t je) {
+        return kBK > 64 && allow_narrow && __shfl_sync(0xffffffffu, int(je - j0 <= 32), 0) != 0;
+    };
     int64_t a = j_begin;
     int     it = 0;
     if (n_active > 0) {
         int64_t j0 = a, je = tile_end<kBK>(K, a, block_lim);
         pp_sync();
-        issue_s(0, j0, narrow_tile(j0, je));
+        issue_s(0, j0);
         pp_arrive(0);
         wg::wait<0>();
         wg::fence_regs(s);
@@ -289,7 +285,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             const bool prev_narrow = narrow_tile(j0, je);
             j0 = je, je = tile_end<kBK>(K, je, block_lim);
             pp_sync();
-            issue_s(it, j0, narrow_tile(j0, je));
+            issue_s(it, j0);
             issue_pv(it - 1, prev_narrow);
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
@@ -406,13 +402,14 @@ cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int 
     static const int variant = [] {
         const char * t = std::getenv("AVS_ATTN_WS_TILE");
         const char * p = std::getenv("AVS_ATTN_WS_PINGPONG");
-        return (t && !std::strcmp(t, "64") ? 0 : 2) + (p && p[0] == '0' ? 0 : 1);
+        return (t && !std::strcmp(t, "64") ? 0 : t && !std::strcmp(t, "96") ? 4 : 2) + (p && p[0] == '0' ? 0 : 1);
     }();
     if (head_dim == 64) return launch<64, 64, true>(out, q, Lq, heads, keys, scale, stream);
     switch (variant) {
         case 0: return launch<128, 64, false>(out, q, Lq, heads, keys, scale, stream);
         case 1: return launch<128, 64, true>(out, q, Lq, heads, keys, scale, stream);
         case 2: return launch<128, 128, false>(out, q, Lq, heads, keys, scale, stream);
+        case 5: return launch<128, 96, true>(out, q, Lq, heads, keys, scale, stream);
         default: return launch<128, 128, true>(out, q, Lq, heads, keys, scale, stream);
     }
 }
