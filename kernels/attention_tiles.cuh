@@ -32,6 +32,35 @@ template <int BK> __device__ __forceinline__ int64_t tile_end(const AttnKeys & K
     return e;
 }
 
+// Walks the key tiles of [begin, lim) as tile_end cuts them, without a 64-bit division per tile: `a`
+// and `end` bound the current tile, `frame` and `r` are its first key's logical frame and offset
+// (ring keys; tpf = 0 for plain keys).
+template <int BK> struct TileCursor {
+    int64_t a, end, lim;
+    int     frame, r, tpf;
+    __device__ __forceinline__ TileCursor(const AttnKeys & K, int64_t begin, int64_t limit) : a(begin), lim(limit) {
+        tpf   = K.ring ? K.view.tokens_per_frame : 0;
+        frame = tpf ? int(begin / tpf) : 0;
+        r     = tpf ? int(begin - int64_t(frame) * tpf) : 0;
+        set_end();
+    }
+    __device__ __forceinline__ void set_end() { end = tpf ? min(lim, a + min(BK, tpf - r)) : min(lim, a + BK); }
+    __device__ __forceinline__ void next() {
+        r += int(end - a), a = end;
+        if (r == tpf) r = 0, ++frame;
+        set_end();
+    }
+};
+
+// Number of tiles a TileCursor visits over [begin, lim); ring reads begin at a frame start.
+template <int BK> __device__ __forceinline__ int count_tiles(const AttnKeys & K, int64_t begin, int64_t lim) {
+    if (lim <= begin) return 0;
+    const int64_t n = lim - begin;
+    if (!K.ring) return int((n + BK - 1) / BK);
+    const int64_t tpf = K.view.tokens_per_frame, frames = n / tpf, rem = n - frames * tpf;
+    return int(frames * ((tpf + BK - 1) / BK) + (rem + BK - 1) / BK);
+}
+
 // Temporal RoPE pairs live in the first kTK 16-column blocks of a head (22 pairs of 64 for
 // head_dim 128, 12 of 32 for 64).
 template <int D> __host__ __device__ constexpr int temporal_blocks() { return (D / 2 - 2 * (D / 6) + 7) / 8; }

@@ -48,7 +48,7 @@ template <int D, int BK, bool PingPong> struct Cfg {
 template <int D, int BK, bool PingPong>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                   const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, RopeTabs tabs,
-                                                                  float scale, bool allow_narrow) {
+                                                                  float scale, bool rescale_early) {
 #if AVS_WGMMA
     using C = Cfg<D, BK, PingPong>;
     constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile;
@@ -89,17 +89,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         const int tpf = K.view.tokens_per_frame, hist = K.ring ? K.view.visible_frames() - K.tail_frames : 0;
         constexpr uint32_t bytes = kTileE * sizeof(bf16);
         int it = 0;
-        for (int64_t a = j_begin; a < block_lim; a = tile_end<kBK>(K, a, block_lim), ++it) {
+        for (TileCursor<kBK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
             const int s = it % kStages;
             tma::mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
             // rows past the tile's end (next frame, or past the tensor: zero-filled) are masked by the consumers
             const CUtensorMap * km = &maps.k_main;
             const CUtensorMap * vm = &maps.v_main;
-            int row = int(a), slot = 0;
+            int row = int(cur.a), slot = 0;
             if (K.ring) {
-                const int lf = int(a / tpf), r0 = int(a - int64_t(lf) * tpf);
-                if (lf >= hist) km = &maps.k_tail, vm = &maps.v_tail, row = (lf - hist) * tpf + r0;
-                else row = r0, slot = K.view.slot_of_logical(lf);
+                if (cur.frame >= hist) km = &maps.k_tail, vm = &maps.v_tail, row = (cur.frame - hist) * tpf + cur.r;
+                else row = cur.r, slot = K.view.slot_of_logical(cur.frame);
             }
             tma::mbar_expect_tx(&full_k[s], bytes);
 #pragma unroll
@@ -144,11 +143,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         if (lane == 0) tma::mbar_arrive(&empty[st]);
     };
     // S[64 x kBK] = Q K^T of tile `it`: keys as K-major B (32 B per k16 step, a new 64-dim panel every 4)
-    auto issue_s = [&](int it, int64_t j0) {
+    auto issue_s = [&](int it, int lf) {
         const int st = it % kStages;
         tma::mbar_wait(&full_k[st], (it / kStages) & 1);
         if (K.ring) {
-            const int lf = int(j0 / K.view.tokens_per_frame);
             if (__shfl_sync(0xffffffffu, int(lf != q_frame), 0)) {  // provably uniform: Q feeds the wgmma
                 q_frame = lf;
                 uint32_t q_orig[kTK][4];
@@ -165,29 +163,21 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
 #pragma unroll
         for (int kd = 0; kd < D / 16; ++kd) {
             if constexpr (kBK == 128) wg::mma_m64n128k16<0>(s, qf[kd], dk(kd), kd > 0);
-            else if constexpr (kBK == 96) wg::mma_m64n96k16<0>(s, qf[kd], dk(kd), kd > 0);
             else wg::mma_m64n64k16<0>(s, qf[kd], dk(kd), kd > 0);
         }
         wg::commit();
     };
     // O[64 x D] += P V of tile `it`: values as N-major B
-    // A narrow tile (a frame's last: 24 of 128 keys at the 1.3B shape) takes two k16 steps; its masked
-    // P columns are zeros. (Narrowing S too, as m64n32, costs ptxas the registers to keep wgmma async.)
-    auto issue_pv = [&](int it, bool narrow) {
+    auto issue_pv = [&](int it) {
         const int st = it % kStages;
         tma::mbar_wait(&full_v[st], (it / kStages) & 1);
         const uint32_t vb = tma::saddr(vst + st * kTileE);
         wg::fence();
-        auto step = [&](int kk) {
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) {
             const uint64_t dv = wg::desc_sw128(vb + kk * 16 * 128, kBK * 128, 1024);
             if constexpr (D == 128) wg::mma_m64n128k16<1>(o, pa[kk], dv);
             else wg::mma_m64n64k16<1>(o, pa[kk], dv);
-        };
-        if (narrow) {  // 32 keys: two k16 steps
-            step(0), step(1);
-        } else {
-#pragma unroll
-            for (int kk = 0; kk < kBK / 16; ++kk) step(kk);
         }
         wg::commit();
     };
@@ -249,9 +239,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     };
 
     // Tiles [0, n_active) hold keys of this warpgroup's rows; the block's later tiles are released unread.
-    int n_tiles = 0, n_active = 0;
-    for (int64_t a = j_begin; a < block_lim; a = tile_end<kBK>(K, a, block_lim), ++n_tiles) n_active += a < wg_lim;
-    n_tiles = __shfl_sync(0xffffffffu, n_tiles, 0), n_active = __shfl_sync(0xffffffffu, n_active, 0);
+    // (shuffled: provably warp-uniform trip counts keep the wgmma asynchronous)
+    const int n_tiles = __shfl_sync(0xffffffffu, count_tiles<kBK>(K, j_begin, block_lim), 0);
+    const int n_active = __shfl_sync(0xffffffffu, count_tiles<kBK>(K, j_begin, wg_lim), 0);
     // Ping-pong: consumer 0 issues first; each consumer syncs on its own barrier before its GEMMs and
     // arrives on the other's after issuing them, once per tile (consumer 1 skips its last arrival).
     auto pp_sync = [&]() {
@@ -263,41 +253,37 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     if (kPingPong && cw == 1) tma::bar_arrive(1, 256);
 
     // The steady state overlaps the softmax of tile `it` with the P V of tile it - 1 (FA3's intra-
-    // warpgroup pipelining). O is rescaled after that P V lands, outside the ping-pong's critical
-    // section (rescaling it between the two GEMM issues, as FA3 does, measured 305 vs 436 TFLOP/s
-    // here). No wgmma is issued on a thread-dependent path, so ptxas keeps them asynchronous.
-    // (a shuffle makes the flag provably warp-uniform: a wgmma on a possibly divergent path is serialized)
-    const auto narrow_tile = [&](int64_t j0, int64_t je) {
-        return kBK > 64 && allow_narrow && __shfl_sync(0xffffffffu, int(je - j0 <= 32), 0) != 0;
-    };
-    int64_t a = j_begin;
-    int     it = 0;
+    // warpgroup pipelining). O is rescaled either between the two GEMM issues (FA3's order: under the
+    // S GEMM) or after the P V lands (outside the ping-pong's critical section); an A/B knob for now.
+    // No wgmma is issued on a thread-dependent path, so ptxas keeps them asynchronous.
+    TileCursor<kBK> cur(K, j_begin, block_lim);
+    int             it = 0;
     if (n_active > 0) {
-        int64_t j0 = a, je = tile_end<kBK>(K, a, block_lim);
         pp_sync();
-        issue_s(0, j0);
+        issue_s(0, cur.frame);
         pp_arrive(0);
         wg::wait<0>();
         wg::fence_regs(s);
-        softmax(j0, je);
+        softmax(cur.a, cur.end);
         pack_p();
         for (it = 1; it < n_active; ++it) {
-            const bool prev_narrow = narrow_tile(j0, je);
-            j0 = je, je = tile_end<kBK>(K, je, block_lim);
+            cur.next();
             pp_sync();
-            issue_s(it, j0);
-            issue_pv(it - 1, prev_narrow);
+            issue_s(it, cur.frame);
+            if (rescale_early) rescale_o();
+            issue_pv(it - 1);
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
             wg::fence_regs(s);
-            softmax(j0, je);
+            softmax(cur.a, cur.end);
             wg::wait<0>();
             wg::fence_regs(o);
             release((it - 1) % kStages);
-            rescale_o();
+            if (!rescale_early) rescale_o();
             pack_p();
         }
-        issue_pv(n_active - 1, narrow_tile(j0, je));
+        if (rescale_early) rescale_o();
+        issue_pv(n_active - 1);
         wg::wait<0>();
         wg::fence_regs(o);
         release((n_active - 1) % kStages);
@@ -364,12 +350,12 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     const int n = K.nsplit > 1 ? K.nsplit : 1;
     if (n > 1 && (!K.split_scratch || !K.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
-    static const bool allow_narrow = [] {  // A/B knob
-        const char * e = std::getenv("AVS_ATTN_WS_NARROW");
-        return !(e && e[0] == '0');
+    static const bool rescale_early = [] {  // A/B knob
+        const char * e = std::getenv("AVS_ATTN_WS_RESCALE_EARLY");
+        return e && e[0] == '1';
     }();
     kern<<<grid, kThreads, C::kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, rope_tabs(K),
-                                                      scale, allow_narrow);
+                                                      scale, rescale_early);
     e = cudaGetLastError();
     if (e != cudaSuccess || n == 1) return e;
     return merge_splits<D>(out, K.split_scratch, Lq, heads, n, stream);
@@ -402,14 +388,13 @@ cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int 
     static const int variant = [] {
         const char * t = std::getenv("AVS_ATTN_WS_TILE");
         const char * p = std::getenv("AVS_ATTN_WS_PINGPONG");
-        return (t && !std::strcmp(t, "64") ? 0 : t && !std::strcmp(t, "96") ? 4 : 2) + (p && p[0] == '0' ? 0 : 1);
+        return (t && !std::strcmp(t, "64") ? 0 : 2) + (p && p[0] == '0' ? 0 : 1);
     }();
     if (head_dim == 64) return launch<64, 64, true>(out, q, Lq, heads, keys, scale, stream);
     switch (variant) {
         case 0: return launch<128, 64, false>(out, q, Lq, heads, keys, scale, stream);
         case 1: return launch<128, 64, true>(out, q, Lq, heads, keys, scale, stream);
         case 2: return launch<128, 128, false>(out, q, Lq, heads, keys, scale, stream);
-        case 5: return launch<128, 96, true>(out, q, Lq, heads, keys, scale, stream);
         default: return launch<128, 128, true>(out, q, Lq, heads, keys, scale, stream);
     }
 }

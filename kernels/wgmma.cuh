@@ -84,24 +84,6 @@ __device__ __forceinline__ void mma_m64n64k16(float (&d)[8][4], const uint32_t (
 #endif
 }
 
-// d[64 x 96] (+)= A[64 x 16] B[16 x 96].
-template <int TransB>
-__device__ __forceinline__ void mma_m64n96k16(float (&d)[12][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
-#if AVS_WGMMA
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %54, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47}, "
-                 "{%48,%49,%50,%51}, %52, p, 1, 1, %53;\n}\n"
-                 : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6),
-                   AVS_WG_D8(d, 7), AVS_WG_D8(d, 8), AVS_WG_D8(d, 9), AVS_WG_D8(d, 10), AVS_WG_D8(d, 11)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB), "r"(int(accumulate)));
-#else
-    __trap();
-#endif
-}
-
 // d[64 x 128] (+)= A[64 x 16] B[16 x 128].
 template <int TransB>
 __device__ __forceinline__ void mma_m64n128k16(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
