@@ -8,8 +8,6 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
-#include <cstdlib>
-#include <cstring>
 
 namespace avs::kernels {
 namespace {
@@ -34,10 +32,9 @@ struct Maps {
 // a divergent path for ptxas, which then serializes every wgmma of the kernel.
 __device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_float(~((key - n) >> 31) & int(0xff800000u)); }
 
-// Tile shape and schedule. BK: keys per tile (S is 64 x BK per warpgroup). PingPong (FA3): a consumer
-// issues its GEMMs only after the other one has issued its own, so one warpgroup's softmax runs under
-// the other's tensor-core work. Stages: K/V tiles in flight, as many as fit 200 KB (at most 4).
-template <int D, int BK, bool PingPong> struct Cfg {
+// BK keys per tile (S is 64 x BK per consumer warpgroup); as many K/V stages as fit 200 KB (at most 4).
+// At the 1.3B chunk shape (H100, same process): 128-key tiles 565 TFLOP/s, 64-key tiles 362.
+template <int D, int BK> struct Cfg {
     static constexpr int    kTile = BK * D;  // elements per staged K or V tile
     static constexpr int    kStages = (200 * 1024) / (2 * kTile * 2) < 4 ? (200 * 1024) / (2 * kTile * 2) : 4;
     // + the consumers' unrotated temporal Q fragments (kept in shared memory: registers are the limit)
@@ -45,14 +42,13 @@ template <int D, int BK, bool PingPong> struct Cfg {
     static constexpr size_t kSmem = 1024 + 2 * kStages * kTile * sizeof(bf16) + 3 * kStages * sizeof(uint64_t) + kQSave;
 };
 
-template <int D, int BK, bool PingPong>
+template <int D, int BK>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                   const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, RopeTabs tabs,
-                                                                  float scale, bool rescale_early) {
+                                                                  float scale) {
 #if AVS_WGMMA
-    using C = Cfg<D, BK, PingPong>;
+    using C = Cfg<D, BK>;
     constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile;
-    constexpr bool kPingPong = PingPong;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // stages start 1024-byte aligned: the 128-byte swizzle's pattern repeats every 8 rows of 128 B
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
@@ -242,19 +238,21 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     // (shuffled: provably warp-uniform trip counts keep the wgmma asynchronous)
     const int n_tiles = __shfl_sync(0xffffffffu, count_tiles<kBK>(K, j_begin, block_lim), 0);
     const int n_active = __shfl_sync(0xffffffffu, count_tiles<kBK>(K, j_begin, wg_lim), 0);
-    // Ping-pong: consumer 0 issues first; each consumer syncs on its own barrier before its GEMMs and
+    // Ping-pong (FA3): a consumer issues its GEMMs only after the other one has issued its own, so one
+    // warpgroup's softmax runs under the other's tensor-core work (565 vs 497 TFLOP/s without, same
+    // run). Consumer 0 issues first; each consumer syncs on its own barrier before its GEMMs and
     // arrives on the other's after issuing them, once per tile (consumer 1 skips its last arrival).
     auto pp_sync = [&]() {
-        if (kPingPong) tma::bar_sync(1 + cw, 256);
+        tma::bar_sync(1 + cw, 256);
     };
     auto pp_arrive = [&](int it) {
-        if (kPingPong && !(cw == 1 && it == n_tiles - 1)) tma::bar_arrive(1 + (cw ^ 1), 256);
+        if (!(cw == 1 && it == n_tiles - 1)) tma::bar_arrive(1 + (cw ^ 1), 256);
     };
-    if (kPingPong && cw == 1) tma::bar_arrive(1, 256);
+    if (cw == 1) tma::bar_arrive(1, 256);
 
     // The steady state overlaps the softmax of tile `it` with the P V of tile it - 1 (FA3's intra-
-    // warpgroup pipelining). O is rescaled either between the two GEMM issues (FA3's order: under the
-    // S GEMM) or after the P V lands (outside the ping-pong's critical section); an A/B knob for now.
+    // warpgroup pipelining). O is rescaled after that P V lands, outside the ping-pong's critical
+    // section: 565 TFLOP/s, vs 550 rescaling between the two GEMM issues as FA3 does (same run).
     // No wgmma is issued on a thread-dependent path, so ptxas keeps them asynchronous.
     TileCursor<kBK> cur(K, j_begin, block_lim);
     int             it = 0;
@@ -270,7 +268,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             cur.next();
             pp_sync();
             issue_s(it, cur.frame);
-            if (rescale_early) rescale_o();
             issue_pv(it - 1);
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
@@ -279,10 +276,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             wg::wait<0>();
             wg::fence_regs(o);
             release((it - 1) % kStages);
-            if (!rescale_early) rescale_o();
+            rescale_o();
             pack_p();
         }
-        if (rescale_early) rescale_o();
         issue_pv(n_active - 1);
         wg::wait<0>();
         wg::fence_regs(o);
@@ -326,7 +322,7 @@ bool encode(CUtensorMap & m, const void * base, int D, int H, int64_t rows, int6
               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int D, int BK, bool PP>
+template <int D, int BK>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, float scale, cudaStream_t stream) {
     Maps          maps{};
     const int64_t row_bytes = int64_t(heads) * D * 2;
@@ -343,19 +339,15 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
         }
     }
     if (!ok) return cudaErrorNotSupported;
-    using C = Cfg<D, BK, PP>;
-    auto *      kern = attention_ws_kernel<D, BK, PP>;
+    using C = Cfg<D, BK>;
+    auto *      kern = attention_ws_kernel<D, BK>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmem));
     if (e != cudaSuccess) return e;
     const int n = K.nsplit > 1 ? K.nsplit : 1;
     if (n > 1 && (!K.split_scratch || !K.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
-    static const bool rescale_early = [] {  // A/B knob
-        const char * e = std::getenv("AVS_ATTN_WS_RESCALE_EARLY");
-        return e && e[0] == '1';
-    }();
     kern<<<grid, kThreads, C::kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, rope_tabs(K),
-                                                      scale, rescale_early);
+                                                      scale);
     e = cudaGetLastError();
     if (e != cudaSuccess || n == 1) return e;
     return merge_splits<D>(out, K.split_scratch, Lq, heads, n, stream);
@@ -384,19 +376,7 @@ bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
 cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                          cudaStream_t stream) {
     if (!attention_ws_supported(keys, head_dim)) return cudaErrorInvalidValue;
-    // A/B knobs for the tile shape and the ping-pong, read once
-    static const int variant = [] {
-        const char * t = std::getenv("AVS_ATTN_WS_TILE");
-        const char * p = std::getenv("AVS_ATTN_WS_PINGPONG");
-        return (t && !std::strcmp(t, "64") ? 0 : 2) + (p && p[0] == '0' ? 0 : 1);
-    }();
-    if (head_dim == 64) return launch<64, 64, true>(out, q, Lq, heads, keys, scale, stream);
-    switch (variant) {
-        case 0: return launch<128, 64, false>(out, q, Lq, heads, keys, scale, stream);
-        case 1: return launch<128, 64, true>(out, q, Lq, heads, keys, scale, stream);
-        case 2: return launch<128, 128, false>(out, q, Lq, heads, keys, scale, stream);
-        default: return launch<128, 128, true>(out, q, Lq, heads, keys, scale, stream);
-    }
+    return head_dim == 128 ? launch<128, 128>(out, q, Lq, heads, keys, scale, stream) : launch<64, 64>(out, q, Lq, heads, keys, scale, stream);
 }
 
 } // namespace avs::kernels
