@@ -130,18 +130,11 @@ __device__ __forceinline__ bool issue_tile(const AttnKeys & K, int H, int h, int
     return raw;
 }
 
-__device__ __forceinline__ uint32_t bf2(float lo, float hi) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t *>(&v);
-}
+__device__ __forceinline__ uint32_t bf2(float lo, float hi) { return pack_bf16(lo, hi); }
 
-// Two e4m3 values (bytes 2*half and 2*half+1 of w) -> bf16x2 of value * 2^-8, exact: the e4m3 bits
-// shifted into an fp16 (exponent bias 15 instead of 7, subnormals included), then widened. The 2^8 is
-// folded into the tile's scale.
+// Two e4m3 values -> bf16x2 of value * 2^-8, exact (e4m3x2_scaled); the 2^8 is folded into the tile's scale.
 __device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t w, int half) {
-    const uint32_t v = __byte_perm(w, 0u, half ? 0x3424u : 0x1404u);  // byte b -> b << 8 in each 16-bit lane
-    const uint32_t h = (v & 0x80008000u) | ((v >> 1) & 0x3F803F80u);
-    const float2   f = __half22float2(*reinterpret_cast<const __half2 *>(&h));
+    const float2 f = e4m3x2_scaled(w, half);
     return bf2(f.x, f.y);
 }
 

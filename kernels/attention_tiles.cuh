@@ -7,6 +7,7 @@
 #include "kernels/common.cuh"
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 namespace avs::kernels::attn {
 
@@ -16,6 +17,14 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 }
 
 __device__ __forceinline__ uint32_t lds32(const bf16 * p) { return *reinterpret_cast<const uint32_t *>(p); }
+
+// Two e4m3 values (bytes 2*half and 2*half+1 of w) as floats times 2^-8, exactly: the e4m3 bits
+// shifted into an fp16 (exponent bias 15 instead of 7, subnormals included), then widened.
+__device__ __forceinline__ float2 e4m3x2_scaled(uint32_t w, int half) {
+    const uint32_t v = __byte_perm(w, 0u, half ? 0x3424u : 0x1404u);  // byte b -> b << 8 in each 16-bit lane
+    const uint32_t h = (v & 0x80008000u) | ((v >> 1) & 0x3F803F80u);
+    return __half22float2(*reinterpret_cast<const __half2 *>(&h));
+}
 
 // 2^x on the SFU; -inf gives +0 (masked keys)
 __device__ __forceinline__ float fast_exp2(float x) {

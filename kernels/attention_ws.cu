@@ -2,6 +2,7 @@
 
 #include "kernels/attention_keys.cuh"
 #include "kernels/attention_tiles.cuh"
+#include "kernels/kv_dequant.cuh"
 #include "kernels/tma.cuh"
 #include "kernels/wgmma.cuh"
 
@@ -19,36 +20,46 @@ using namespace attn;
 constexpr int kConsumers = 2;
 constexpr int kThreads = 128 * (1 + kConsumers);
 constexpr int kBQ = 64 * kConsumers;
-// The producer needs few registers; the consumers hold Q (32), O (64), S (32) and P (16) fragments.
-constexpr int kProducerRegs = 24, kConsumerRegs = 240;
+// Register split (setmaxnreg; 24 + 2 x 240 or 56 + 2 x 224 fill the 64 K registers): the consumers hold
+// Q (32), O (64), S (64) and P (32) fragments; a producer that dequantizes needs more than one that
+// only issues TMA loads.
+template <int F> constexpr int kProducerRegs = F == int(KvFormat::bf16) ? 24 : 56;
+template <int F> constexpr int kConsumerRegs = F == int(KvFormat::bf16) ? 240 : 224;
 
-// TMA descriptors (64-byte aligned in parameter space): `main` maps plain K/V or the ring store's
-// slots, `tail` the ring's bf16 tail. Each is 4-D (d, head, row, slot), boxes of kBK rows x 64 dims.
+// TMA descriptors (64-byte aligned in parameter space), each 4-D (channel, head, row, slot): `main`
+// maps plain K/V or a bf16 ring store's slots, `tail` the ring's bf16 tail (boxes of BK rows x 64
+// channels, 128-byte swizzle); `raw` a quantized store's data bytes (boxes of BK rows x one head's bytes).
 struct Maps {
-    CUtensorMap k_main, v_main, k_tail, v_tail;
+    CUtensorMap k_main, v_main, k_tail, v_tail, k_raw, v_raw;
 };
 
 // -inf when key >= n, else +0, without a predicate: a predicated write to an MMA accumulator counts as
 // a divergent path for ptxas, which then serializes every wgmma of the kernel.
 __device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_float(~((key - n) >> 31) & int(0xff800000u)); }
 
-// BK keys per tile (S is 64 x BK per consumer warpgroup); as many K/V stages as fit 200 KB (at most 4).
+// BK keys per tile (S is 64 x BK per consumer warpgroup); as many bf16 K/V stages as fit 200 KB (at most
+// 4), or, for a quantized store, 2 bf16 stages plus 2 stages of raw bytes that the producer decodes.
 // At the 1.3B chunk shape (H100, same process): 128-key tiles 565 TFLOP/s, 64-key tiles 362.
-template <int D, int BK> struct Cfg {
+template <int D, int BK, int F> struct Cfg {
+    static constexpr bool   kQuant = F != int(KvFormat::bf16);
     static constexpr int    kTile = BK * D;  // elements per staged K or V tile
-    static constexpr int    kStages = (200 * 1024) / (2 * kTile * 2) < 4 ? (200 * 1024) / (2 * kTile * 2) : 4;
+    static constexpr int    kFit = (200 * 1024) / (2 * kTile * 2);
+    static constexpr int    kStages = kQuant ? 2 : kFit < 4 ? kFit : 4;
+    static constexpr int    kRawStages = kQuant ? 2 : 0;
+    static constexpr int    kRawTile = BK * kv_row_bytes<D, F>();  // bytes per raw K or V tile
     // + the consumers' unrotated temporal Q fragments (kept in shared memory: registers are the limit)
     static constexpr size_t kQSave = size_t(temporal_blocks<D>()) * 4 * 128 * kConsumers * sizeof(uint32_t);
-    static constexpr size_t kSmem = 1024 + 2 * kStages * kTile * sizeof(bf16) + 3 * kStages * sizeof(uint64_t) + kQSave;
+    static constexpr size_t kSmem = 1024 + 2 * kStages * kTile * sizeof(bf16) + 2 * size_t(kRawStages) * kRawTile +
+                                    (3 * kStages + kRawStages) * sizeof(uint64_t) + kQSave;
 };
 
-template <int D, int BK>
+template <int D, int BK, int F>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                   const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, RopeTabs tabs,
                                                                   float scale) {
 #if AVS_WGMMA
-    using C = Cfg<D, BK>;
-    constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile;
+    using C = Cfg<D, BK, F>;
+    constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile, kRawStages = C::kRawStages;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // stages start 1024-byte aligned: the 128-byte swizzle's pattern repeats every 8 rows of 128 B
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
@@ -57,7 +68,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     uint64_t * full_k = reinterpret_cast<uint64_t *>(vst + kStages * kTileE);  // TMA landed (1 arrival + bytes)
     uint64_t * full_v = full_k + kStages;
     uint64_t * empty = full_v + kStages;  // every consumer warp released the stage
-    uint32_t * qsave = reinterpret_cast<uint32_t *>(empty + kStages);  // [kTK * 4][256 consumer threads]
+    uint64_t * raw_full = empty + kStages;  // quantized: raw K and V bytes landed (1 arrival + bytes)
+    uint32_t * qsave = reinterpret_cast<uint32_t *>(raw_full + kRawStages);  // [kTK * 4][256 consumer threads]
+    uint8_t *  kraw = reinterpret_cast<uint8_t *>(qsave + C::kQSave / 4);   // [kRawStages][BK][row bytes]
+    uint8_t *  vraw = kraw + kRawStages * C::kRawTile;
 
     // warp-uniform by construction (a shuffle), so ptxas sees the role branches as non-divergent and
     // keeps the warpgroup MMAs asynchronous
@@ -74,21 +88,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             tma::mbar_init(&full_v[s], 1);
             tma::mbar_init(&empty[s], 4 * kConsumers);
         }
+        for (int s = 0; s < kRawStages; ++s) tma::mbar_init(&raw_full[s], 1);
         tma::mbar_fence_init();
     }
     __syncthreads();
 
     if (wg == 0) {  // producer
-        tma::regs_dec<kProducerRegs>();
-        if (warp != 0 || lane != 0) return;
-        tma::prefetch_map(&maps.k_main), tma::prefetch_map(&maps.v_main);
+        tma::regs_dec<kProducerRegs<F>>();
         const int tpf = K.view.tokens_per_frame, hist = K.ring ? K.view.visible_frames() - K.tail_frames : 0;
         constexpr uint32_t bytes = kTileE * sizeof(bf16);
-        int it = 0;
-        for (TileCursor<kBK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
-            const int s = it % kStages;
-            tma::mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
-            // rows past the tile's end (next frame, or past the tensor: zero-filled) are masked by the consumers
+        // a bf16 tile (plain keys, a bf16 store, the ring's tail) goes by TMA straight into stage s;
+        // rows past the tile's end (next frame, or past the tensor: zero-filled) are masked by the consumers
+        auto load_bf16 = [&](const TileCursor<kBK> & cur, int s) {
             const CUtensorMap * km = &maps.k_main;
             const CUtensorMap * vm = &maps.v_main;
             int row = int(cur.a), slot = 0;
@@ -102,12 +113,78 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             tma::mbar_expect_tx(&full_v[s], bytes);
 #pragma unroll
             for (int p = 0; p < D / 64; ++p) tma::load_4d(vst + s * kTileE + p * kBK * 64, vm, &full_v[s], 64 * p, h, row, slot);
+        };
+        if constexpr (!C::kQuant) {
+            if (warp != 0 || lane != 0) return;
+            tma::prefetch_map(&maps.k_main), tma::prefetch_map(&maps.v_main);
+            int it = 0;
+            for (TileCursor<kBK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
+                const int s = it % kStages;
+                tma::mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+                load_bf16(cur, s);
+            }
+        } else {
+            // Quantized store: thread 0 streams the history tiles' raw bytes into kRawStages stages ahead
+            // of use; all 128 threads decode each into a free bf16 stage (the 128-byte swizzle), then
+            // thread 0 marks it full. The ring's bf16 tail still goes by TMA straight into its stage.
+            const int       pt = threadIdx.x;
+            const bool      leader = pt == 0;
+            TileCursor<kBK> lead(K, j_begin, block_lim);
+            int             issued = 0;
+            auto issue_raw = [&]() {  // thread 0: the next history tile's raw K and V bytes
+                while (lead.a < block_lim && lead.frame >= hist) lead.next();
+                if (lead.a >= block_lim) return;
+                const int rs = issued % kRawStages, slot = K.view.slot_of_logical(lead.frame);
+                tma::mbar_expect_tx(&raw_full[rs], 2 * C::kRawTile);
+                tma::load_4d(kraw + rs * C::kRawTile, &maps.k_raw, &raw_full[rs], 0, h, lead.r, slot);
+                tma::load_4d(vraw + rs * C::kRawTile, &maps.v_raw, &raw_full[rs], 0, h, lead.r, slot);
+                ++issued, lead.next();
+            };
+            if (leader)
+                for (int i = 0; i < kRawStages; ++i) issue_raw();
+            constexpr int rb = kv_row_bytes<D, F>(), chunks = D / 8;
+            int           it = 0, k = 0;  // k: history tiles decoded
+            for (TileCursor<kBK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
+                const int s = it % kStages;
+                if (cur.frame >= hist) {
+                    if (leader) {
+                        tma::mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+                        load_bf16(cur, s);
+                    }
+                    continue;
+                }
+                const int rs = k % kRawStages;
+                tma::mbar_wait(&empty[s], ((it / kStages) & 1) ^ 1);
+                tma::mbar_wait(&raw_full[rs], (k / kRawStages) & 1);
+                const uint8_t * slot = K.store + int64_t(K.view.slot_of_logical(cur.frame)) * K.layout.slot_bytes;
+                const int       n = int(cur.end - cur.a);
+                // one 16-byte chunk (8 channels) of a bf16 row per step; rows past n are zeros
+                for (int e = pt; e < 2 * kBK * chunks; e += 128) {
+                    const bool is_v = e >= kBK * chunks;
+                    const int  ee = is_v ? e - kBK * chunks : e, row = ee / chunks, c = ee % chunks;
+                    uint4      o = make_uint4(0, 0, 0, 0);
+                    if (row < n) {
+                        float x[8];
+                        kv_decode8<D, F>(K.layout, slot, is_v, (is_v ? vraw : kraw) + rs * C::kRawTile + row * rb, cur.r + row, h, 8 * c, x);
+                        o = make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+                    }
+                    *reinterpret_cast<uint4 *>((is_v ? vst : kst) + s * kTileE + wg::swz_off(kBK, row, c)) = o;
+                }
+                wg::fence_async_smem();  // the consumers' wgmma reads it through the async proxy
+                tma::bar_sync(3, 128);   // every thread decoded its part and is done with raw stage rs
+                if (leader) {
+                    tma::mbar_arrive(&full_k[s]);
+                    tma::mbar_arrive(&full_v[s]);
+                    issue_raw();
+                }
+                ++k;
+            }
         }
         return;
     }
 
     // consumer warpgroup cw: rows q0 + 64 cw + [0, 64); this thread rows row0 and row0 + 8
-    tma::regs_inc<kConsumerRegs>();
+    tma::regs_inc<kConsumerRegs<F>>();
     constexpr int kTK = temporal_blocks<D>();
     const int     cw = wg - 1, g = lane / 4, t = lane % 4;
     const int64_t row0 = q0 + 64 * cw + 16 * warp + g, row1 = row0 + 8;
@@ -311,18 +388,23 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
     return fn;
 }
 
-// bf16 [count][rows][H][D] with the `count` blocks `block_bytes` apart; boxes of bk rows x 64 dims of one head.
-bool encode(CUtensorMap & m, const void * base, int D, int H, int64_t rows, int64_t count, int64_t block_bytes, int bk) {
+// bf16 [count][rows][H][D] with the `count` blocks `block_bytes` apart; boxes of bk rows x 64 channels
+// of one head in the 128-byte swizzle. raw_bytes > 0: u8 [count][rows][H][raw_bytes] instead, boxes of
+// bk rows x raw_bytes, unswizzled.
+bool encode(CUtensorMap & m, const void * base, int D, int H, int64_t rows, int64_t count, int64_t block_bytes, int bk, int raw_bytes = 0) {
     const auto fn = encode_fn();
     if (!fn || !base || rows <= 0 || count <= 0) return false;
-    const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(H), cuuint64_t(rows), cuuint64_t(count)};
-    const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(H) * D * 2, cuuint64_t(block_bytes)};
-    const cuuint32_t box[4] = {64, 1, cuuint32_t(bk), 1}, elem[4] = {1, 1, 1, 1};
-    return fn(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void *>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
-              CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    const bool       raw = raw_bytes > 0;
+    const int        row = raw ? raw_bytes : D * 2;  // bytes per head row
+    const cuuint64_t dims[4] = {cuuint64_t(raw ? raw_bytes : D), cuuint64_t(H), cuuint64_t(rows), cuuint64_t(count)};
+    const cuuint64_t strides[3] = {cuuint64_t(row), cuuint64_t(H) * row, cuuint64_t(block_bytes)};
+    const cuuint32_t box[4] = {cuuint32_t(raw ? raw_bytes : 64), 1, cuuint32_t(bk), 1}, elem[4] = {1, 1, 1, 1};
+    return fn(&m, raw ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void *>(base), dims, strides, box, elem,
+              CU_TENSOR_MAP_INTERLEAVE_NONE, raw ? CU_TENSOR_MAP_SWIZZLE_NONE : CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int D, int BK>
+template <int D, int BK, int F>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, float scale, cudaStream_t stream) {
     Maps          maps{};
     const int64_t row_bytes = int64_t(heads) * D * 2;
@@ -331,16 +413,22 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
         ok = encode(maps.k_main, K.k, D, heads, K.nk, 1, K.nk * row_bytes, BK) && encode(maps.v_main, K.v, D, heads, K.nk, 1, K.nk * row_bytes, BK);
     } else {
         const int tpf = K.view.tokens_per_frame, slots = K.view.capacity();
-        ok = encode(maps.k_main, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes, BK) &&
-             encode(maps.v_main, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes, BK);
+        if constexpr (F == int(KvFormat::bf16)) {
+            ok = encode(maps.k_main, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes, BK) &&
+                 encode(maps.v_main, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes, BK);
+        } else {
+            constexpr int rb = kv_row_bytes<D, F>();
+            ok = encode(maps.k_raw, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes, BK, rb) &&
+                 encode(maps.v_raw, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes, BK, rb);
+        }
         if (ok && K.tail_frames > 0) {
             const int64_t rows = int64_t(K.tail_frames) * tpf;
             ok = encode(maps.k_tail, K.tail_k, D, heads, rows, 1, rows * row_bytes, BK) && encode(maps.v_tail, K.tail_v, D, heads, rows, 1, rows * row_bytes, BK);
         }
     }
     if (!ok) return cudaErrorNotSupported;
-    using C = Cfg<D, BK>;
-    auto *      kern = attention_ws_kernel<D, BK>;
+    using C = Cfg<D, BK, F>;
+    auto *      kern = attention_ws_kernel<D, BK, F>;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmem));
     if (e != cudaSuccess) return e;
     const int n = K.nsplit > 1 ? K.nsplit : 1;
@@ -351,6 +439,18 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     e = cudaGetLastError();
     if (e != cudaSuccess || n == 1) return e;
     return merge_splits<D>(out, K.split_scratch, Lq, heads, n, stream);
+}
+
+template <int D, int BK>
+cudaError_t launch_format(KvFormat f, void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, float scale, cudaStream_t stream) {
+    switch (f) {
+        case KvFormat::bf16: return launch<D, BK, int(KvFormat::bf16)>(out, q, Lq, heads, keys, scale, stream);
+        case KvFormat::fp8: return launch<D, BK, int(KvFormat::fp8)>(out, q, Lq, heads, keys, scale, stream);
+        case KvFormat::int8: return launch<D, BK, int(KvFormat::int8)>(out, q, Lq, heads, keys, scale, stream);
+        case KvFormat::int4: return launch<D, BK, int(KvFormat::int4)>(out, q, Lq, heads, keys, scale, stream);
+        case KvFormat::nvfp4: return launch<D, BK, int(KvFormat::nvfp4)>(out, q, Lq, heads, keys, scale, stream);
+        default: return cudaErrorInvalidValue;
+    }
 }
 
 } // namespace
@@ -365,7 +465,7 @@ bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
     }();
     if (!hopper || (head_dim != 64 && head_dim != 128)) return false;
     if (!keys.ring) return keys.dtype == DType::bf16;
-    return keys.layout.fmt == KvFormat::bf16 && (keys.tail_frames == 0 || keys.tail_dtype == DType::bf16) &&
+    return keys.layout.fmt != KvFormat::f32 && (keys.tail_frames == 0 || keys.tail_dtype == DType::bf16) &&
            keys.rope.pairs_t <= 8 * (head_dim == 128 ? temporal_blocks<128>() : temporal_blocks<64>());
 #else
     (void)keys, (void)head_dim;
@@ -376,7 +476,9 @@ bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
 cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                          cudaStream_t stream) {
     if (!attention_ws_supported(keys, head_dim)) return cudaErrorInvalidValue;
-    return head_dim == 128 ? launch<128, 128>(out, q, Lq, heads, keys, scale, stream) : launch<64, 64>(out, q, Lq, heads, keys, scale, stream);
+    const KvFormat f = keys.ring ? keys.layout.fmt : KvFormat::bf16;
+    return head_dim == 128 ? launch_format<128, 128>(f, out, q, Lq, heads, keys, scale, stream)
+                           : launch_format<64, 64>(f, out, q, Lq, heads, keys, scale, stream);
 }
 
 } // namespace avs::kernels
