@@ -65,13 +65,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
     bf16 *     kst = reinterpret_cast<bf16 *>(smem);  // [kStages][D / 64 panels][kBK][64]
     bf16 *     vst = kst + kStages * kTileE;
-    uint64_t * full_k = reinterpret_cast<uint64_t *>(vst + kStages * kTileE);  // TMA landed (1 arrival + bytes)
+    // quantized stores: raw K and V stages [kRawStages][BK][row bytes] (TMA destinations: 128-byte aligned)
+    uint8_t *  kraw = reinterpret_cast<uint8_t *>(vst + kStages * kTileE);
+    uint8_t *  vraw = kraw + kRawStages * C::kRawTile;
+    uint64_t * full_k = reinterpret_cast<uint64_t *>(vraw + kRawStages * C::kRawTile);  // TMA landed (1 arrival + bytes)
     uint64_t * full_v = full_k + kStages;
     uint64_t * empty = full_v + kStages;  // every consumer warp released the stage
     uint64_t * raw_full = empty + kStages;  // quantized: raw K and V bytes landed (1 arrival + bytes)
     uint32_t * qsave = reinterpret_cast<uint32_t *>(raw_full + kRawStages);  // [kTK * 4][256 consumer threads]
-    uint8_t *  kraw = reinterpret_cast<uint8_t *>(qsave + C::kQSave / 4);   // [kRawStages][BK][row bytes]
-    uint8_t *  vraw = kraw + kRawStages * C::kRawTile;
 
     // warp-uniform by construction (a shuffle), so ptxas sees the role branches as non-divergent and
     // keeps the warpgroup MMAs asynchronous
