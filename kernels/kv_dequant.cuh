@@ -23,13 +23,11 @@ __device__ __forceinline__ void kv_decode8(const KvLayout & L, const uint8_t * s
         const uint2 w = *reinterpret_cast<const uint2 *>(row + d0);
         const float sc = __ldg(reinterpret_cast<const float *>(meta) + (tok / kKvBlockTokens) * L.heads + h);
         if (F == int(KvFormat::int8) && !is_v) {  // keys: int8 * scale + the per-channel mean
-            const float4 * mp = reinterpret_cast<const float4 *>(reinterpret_cast<const float *>(meta) + int64_t(L.blocks()) * L.heads +
-                                                                 int64_t(h) * D + d0);
-            const float4 m0 = __ldg(mp), m1 = __ldg(mp + 1);
-            const float  mean[8] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
+            // scalar loads: the means follow blocks x heads scales, so they are only 4-byte aligned
+            const float *   mean = reinterpret_cast<const float *>(meta) + int64_t(L.blocks()) * L.heads + int64_t(h) * D + d0;
             const uint8_t * b = reinterpret_cast<const uint8_t *>(&w);
 #pragma unroll
-            for (int i = 0; i < 8; ++i) x[i] = fmaf(float(int8_t(b[i])), sc, mean[i]);
+            for (int i = 0; i < 8; ++i) x[i] = fmaf(float(int8_t(b[i])), sc, __ldg(mean + i));
         } else {  // e4m3 (keys of fp8, values of both)
             const float s = sc * 256.0f;  // e4m3x2_scaled gives value * 2^-8
 #pragma unroll
