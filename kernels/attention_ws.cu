@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             };
             if (leader)
                 for (int i = 0; i < kRawStages; ++i) issue_raw();
-            constexpr int rb = kv_row_bytes<D, F>(), chunks = D / 8;
+            constexpr int rb = kv_row_bytes<D, F>(), chunks = D / 8, kRowsPerPass = 128 / chunks;
             int           it = 0, k = 0;  // k: history tiles decoded
             for (TileCursor<kBK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
                 const int s = it % kStages;
@@ -159,17 +159,24 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
                 tma::mbar_wait(&raw_full[rs], (k / kRawStages) & 1);
                 const uint8_t * slot = K.store + int64_t(K.view.slot_of_logical(cur.frame)) * K.layout.slot_bytes;
                 const int       n = int(cur.end - cur.a);
-                // one 16-byte chunk (8 channels) of a bf16 row per step; rows past n are zeros
-                for (int e = pt; e < 2 * kBK * chunks; e += 128) {
-                    const bool is_v = e >= kBK * chunks;
-                    const int  ee = is_v ? e - kBK * chunks : e, row = ee / chunks, c = ee % chunks;
-                    uint4      o = make_uint4(0, 0, 0, 0);
+                // Thread pt decodes channels [8c, 8c + 8) (c = pt % chunks) of every rpp-th row, K and V
+                // side by side, unrolled for independent loads in flight; rows past n are zeros.
+                const int       c = pt % chunks, r0 = pt / chunks;
+                const uint8_t * kr = kraw + rs * C::kRawTile;
+                const uint8_t * vr = vraw + rs * C::kRawTile;
+#pragma unroll 2
+                for (int i = 0; i < kBK / kRowsPerPass; ++i) {
+                    const int row = r0 + kRowsPerPass * i;
+                    uint4     ok = make_uint4(0, 0, 0, 0), ov = ok;
                     if (row < n) {
-                        float x[8];
-                        kv_decode8<D, F>(K.layout, slot, is_v, (is_v ? vraw : kraw) + rs * C::kRawTile + row * rb, cur.r + row, h, 8 * c, x);
-                        o = make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+                        float x[8], y[8];
+                        kv_decode8<D, F>(K.layout, slot, false, kr + row * rb, cur.r + row, h, 8 * c, x);
+                        kv_decode8<D, F>(K.layout, slot, true, vr + row * rb, cur.r + row, h, 8 * c, y);
+                        ok = make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+                        ov = make_uint4(pack_bf16(y[0], y[1]), pack_bf16(y[2], y[3]), pack_bf16(y[4], y[5]), pack_bf16(y[6], y[7]));
                     }
-                    *reinterpret_cast<uint4 *>((is_v ? vst : kst) + s * kTileE + wg::swz_off(kBK, row, c)) = o;
+                    *reinterpret_cast<uint4 *>(kst + s * kTileE + wg::swz_off(kBK, row, c)) = ok;
+                    *reinterpret_cast<uint4 *>(vst + s * kTileE + wg::swz_off(kBK, row, c)) = ov;
                 }
                 wg::fence_async_smem();  // the consumers' wgmma reads it through the async proxy
                 tma::bar_sync(3, 128);   // every thread decoded its part and is done with raw stage rs
