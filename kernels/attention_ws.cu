@@ -20,10 +20,10 @@ using namespace attn;
 constexpr int kConsumers = 2;
 constexpr int kThreads = 128 * (1 + kConsumers);
 constexpr int kBQ = 64 * kConsumers;
-// Register split (setmaxnreg; 24 + 2 x 240 or 56 + 2 x 224 fill the 64 K registers): the consumers hold
+// Register split (setmaxnreg; 24 + 2 x 240 or 64 + 2 x 224 fit the 64 K registers): the consumers hold
 // Q (32), O (64), S (64) and P (32) fragments; a producer that dequantizes needs more than one that
 // only issues TMA loads.
-template <int F> constexpr int kProducerRegs = F == int(KvFormat::bf16) ? 24 : 56;
+template <int F> constexpr int kProducerRegs = F == int(KvFormat::bf16) ? 24 : 64;
 template <int F> constexpr int kConsumerRegs = F == int(KvFormat::bf16) ? 240 : 224;
 
 // TMA descriptors (64-byte aligned in parameter space), each 4-D (channel, head, row, slot): `main`
@@ -46,7 +46,7 @@ template <int D, int BK, int F> struct Cfg {
     static constexpr int    kFit = (200 * 1024) / (2 * kTile * 2);
     static constexpr int    kStages = kQuant ? 2 : kFit < 4 ? kFit : 4;
     static constexpr int    kRawStages = kQuant ? 2 : 0;
-    static constexpr int    kRawTile = BK * kv_row_bytes<D, F>();  // bytes per raw K or V tile
+    static constexpr int    kRawTile = BK * D;  // bytes per raw (8-bit) K or V tile
     // + the consumers' unrotated temporal Q fragments (kept in shared memory: registers are the limit)
     static constexpr size_t kQSave = size_t(temporal_blocks<D>()) * 4 * 128 * kConsumers * sizeof(uint32_t);
     static constexpr size_t kSmem = 1024 + 2 * kStages * kTile * sizeof(bf16) + 2 * size_t(kRawStages) * kRawTile +
@@ -143,8 +143,13 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
             };
             if (leader)
                 for (int i = 0; i < kRawStages; ++i) issue_raw();
-            constexpr int rb = kv_row_bytes<D, F>(), chunks = D / 8, kRowsPerPass = 128 / chunks;
-            int           it = 0, k = 0;  // k: history tiles decoded
+            // Thread pt decodes channels [8c, 8c + 8) of every kRowsPerPass-th row (K and V side by side,
+            // unrolled for independent loads in flight); rows past the tile's n are zeros.
+            constexpr int   rb = D, chunks = D / 8, kRowsPerPass = 128 / chunks;
+            const int       c = pt % chunks, r0 = pt / chunks;
+            Kv8Decoder<D>   dec;
+            int             dec_frame = -1;
+            int             it = 0, k = 0;  // k: history tiles decoded
             for (TileCursor<kBK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
                 const int s = it % kStages;
                 if (cur.frame >= hist) {
@@ -159,22 +164,17 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
                 tma::mbar_wait(&raw_full[rs], (k / kRawStages) & 1);
                 const uint8_t * slot = K.store + int64_t(K.view.slot_of_logical(cur.frame)) * K.layout.slot_bytes;
                 const int       n = int(cur.end - cur.a);
-                // Thread pt decodes channels [8c, 8c + 8) (c = pt % chunks) of every rpp-th row, K and V
-                // side by side, unrolled for independent loads in flight; rows past n are zeros.
-                const int       c = pt % chunks, r0 = pt / chunks;
+                if constexpr (F == int(KvFormat::int8)) {
+                    if (cur.frame != dec_frame) dec.frame_means(K.layout, slot, h, 8 * c), dec_frame = cur.frame;
+                }
+                dec.tile(K.layout, slot, h, cur.r);
                 const uint8_t * kr = kraw + rs * C::kRawTile;
                 const uint8_t * vr = vraw + rs * C::kRawTile;
 #pragma unroll 2
                 for (int i = 0; i < kBK / kRowsPerPass; ++i) {
                     const int row = r0 + kRowsPerPass * i;
                     uint4     ok = make_uint4(0, 0, 0, 0), ov = ok;
-                    if (row < n) {
-                        float x[8], y[8];
-                        kv_decode8<D, F>(K.layout, slot, false, kr + row * rb, cur.r + row, h, 8 * c, x);
-                        kv_decode8<D, F>(K.layout, slot, true, vr + row * rb, cur.r + row, h, 8 * c, y);
-                        ok = make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
-                        ov = make_uint4(pack_bf16(y[0], y[1]), pack_bf16(y[2], y[3]), pack_bf16(y[4], y[5]), pack_bf16(y[6], y[7]));
-                    }
+                    if (row < n) dec.template decode<F>(kr + row * rb, vr + row * rb, cur.r + row, 8 * c, ok, ov);
                     *reinterpret_cast<uint4 *>(kst + s * kTileE + wg::swz_off(kBK, row, c)) = ok;
                     *reinterpret_cast<uint4 *>(vst + s * kTileE + wg::swz_off(kBK, row, c)) = ov;
                 }
@@ -425,7 +425,7 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
             ok = encode(maps.k_main, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes, BK) &&
                  encode(maps.v_main, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes, BK);
         } else {
-            constexpr int rb = kv_row_bytes<D, F>();
+            constexpr int rb = D;  // 8-bit formats: one byte per channel
             ok = encode(maps.k_raw, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes, BK, rb) &&
                  encode(maps.v_raw, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes, BK, rb);
         }
@@ -455,8 +455,6 @@ cudaError_t launch_format(KvFormat f, void * out, const void * q, int64_t Lq, in
         case KvFormat::bf16: return launch<D, BK, int(KvFormat::bf16)>(out, q, Lq, heads, keys, scale, stream);
         case KvFormat::fp8: return launch<D, BK, int(KvFormat::fp8)>(out, q, Lq, heads, keys, scale, stream);
         case KvFormat::int8: return launch<D, BK, int(KvFormat::int8)>(out, q, Lq, heads, keys, scale, stream);
-        case KvFormat::int4: return launch<D, BK, int(KvFormat::int4)>(out, q, Lq, heads, keys, scale, stream);
-        case KvFormat::nvfp4: return launch<D, BK, int(KvFormat::nvfp4)>(out, q, Lq, heads, keys, scale, stream);
         default: return cudaErrorInvalidValue;
     }
 }
@@ -473,7 +471,10 @@ bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
     }();
     if (!hopper || (head_dim != 64 && head_dim != 128)) return false;
     if (!keys.ring) return keys.dtype == DType::bf16;
-    return keys.layout.fmt != KvFormat::f32 && (keys.tail_frames == 0 || keys.tail_dtype == DType::bf16) &&
+    // 4-bit stores stay on attention_mma.cu: decoding them here starved the consumers (int4 19.9 ms vs
+    // 16.4 ms there, nvfp4 14.7 vs 12.5, H100 at the 1.3B chunk shape)
+    const KvFormat f = keys.layout.fmt;
+    return (f == KvFormat::bf16 || f == KvFormat::fp8 || f == KvFormat::int8) && (keys.tail_frames == 0 || keys.tail_dtype == DType::bf16) &&
            keys.rope.pairs_t <= 8 * (head_dim == 128 ? temporal_blocks<128>() : temporal_blocks<64>());
 #else
     (void)keys, (void)head_dim;
