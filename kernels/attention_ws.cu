@@ -20,11 +20,14 @@ using namespace attn;
 constexpr int kConsumers = 2;
 constexpr int kThreads = 128 * (1 + kConsumers);
 constexpr int kBQ = 64 * kConsumers;
-// Register split (setmaxnreg; 24 + 2 x 240 or 64 + 2 x 224 fit the 64 K registers): the consumers hold
+// Register split (setmaxnreg): the consumers hold
 // Q (32), O (64), S (64) and P (32) fragments; a producer that dequantizes needs more than one that
 // only issues TMA loads.
-template <int F> constexpr int kProducerRegs = F == int(KvFormat::bf16) ? 24 : 64;
+template <int F> constexpr int kProducerRegs = F == int(KvFormat::bf16) ? 24 : 56;
 template <int F> constexpr int kConsumerRegs = F == int(KvFormat::bf16) ? 240 : 224;
+// A block starts with 168 registers per thread (64 K / 384, rounded down to 8); the consumers' increase
+// must come out of what the producer gives back, or setmaxnreg.inc waits forever.
+static_assert(24 * 128 + 240 * 256 <= 168 * kThreads && 56 * 128 + 224 * 256 <= 168 * kThreads, "register split exceeds the block's");
 
 // TMA descriptors (64-byte aligned in parameter space), each 4-D (channel, head, row, slot): `main`
 // maps plain K/V or a bf16 ring store's slots, `tail` the ring's bf16 tail (boxes of BK rows x 64
