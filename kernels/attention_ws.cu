@@ -27,7 +27,7 @@ template <int F> constexpr int kProducerRegs = F == int(KvFormat::bf16) ? 24 : 5
 template <int F> constexpr int kConsumerRegs = F == int(KvFormat::bf16) ? 240 : 224;
 // A block starts with 168 registers per thread (64 K / 384, rounded down to 8); the consumers' increase
 // must come out of what the producer gives back, or setmaxnreg.inc waits forever.
-static_assert(24 * 128 + 240 * 256 <= 168 * kThreads && 56 * 128 + 224 * 256 <= 168 * kThreads, "register split exceeds the block's");
+template <int F> constexpr bool regs_fit() { return kProducerRegs<F> * 128 + kConsumerRegs<F> * 128 * kConsumers <= (65536 / kThreads) / 8 * 8 * kThreads; }
 
 // TMA descriptors (64-byte aligned in parameter space), each 4-D (channel, head, row, slot): `main`
 // maps plain K/V or a bf16 ring store's slots, `tail` the ring's bf16 tail (boxes of BK rows x 64
@@ -62,6 +62,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
                                                                   float scale) {
 #if AVS_WGMMA
     using C = Cfg<D, BK, F>;
+    static_assert(regs_fit<F>(), "the register split exceeds the block's registers");
     constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile, kRawStages = C::kRawStages;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // stages start 1024-byte aligned: the 128-byte swizzle's pattern repeats every 8 rows of 128 B
