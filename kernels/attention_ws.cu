@@ -27,7 +27,7 @@ template <int F> constexpr int kProducerRegs = F == int(KvFormat::bf16) ? 24 : 5
 template <int F> constexpr int kConsumerRegs = F == int(KvFormat::bf16) ? 240 : 224;
 // A block starts with 168 registers per thread (64 K / 384, rounded down to 8); the consumers' increase
 // must come out of what the producer gives back, or setmaxnreg.inc waits forever.
-template <int F> constexpr bool regs_fit() { return kProducerRegs<F> * 128 + kConsumerRegs<F> * 128 * kConsumers <= (65536 / kThreads) / 8 * 8 * kThreads; }
+template <int F> __host__ __device__ constexpr bool regs_fit() { return kProducerRegs<F> * 128 + kConsumerRegs<F> * 128 * kConsumers <= (65536 / kThreads) / 8 * 8 * kThreads; }
 
 // TMA descriptors (64-byte aligned in parameter space), each 4-D (channel, head, row, slot): `main`
 // maps plain K/V or a bf16 ring store's slots, `tail` the ring's bf16 tail (boxes of BK rows x 64
