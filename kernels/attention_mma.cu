@@ -509,8 +509,12 @@ cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int
                           cudaStream_t stream) {
     if (!attention_mma_supported(DType::bf16, keys, head_dim)) return cudaErrorInvalidValue;
     const AttnKernel k = attention_kernel();
-    if ((k == AttnKernel::automatic || k == AttnKernel::warp_specialized) && attention_ws_supported(keys, head_dim))
-        return attention_ws(out, q, Lq, heads, head_dim, keys, scale, stream);
+    if ((k == AttnKernel::automatic || k == AttnKernel::warp_specialized) && attention_ws_supported(keys, head_dim)) {
+        // NotSupported: a tensor map it could not encode (alignment, sizes) or an unexpected register
+        // count; this kernel handles those keys too
+        const cudaError_t e = attention_ws(out, q, Lq, heads, head_dim, keys, scale, stream);
+        if (e != cudaErrorNotSupported) return e;
+    }
     const RopeTabs tabs = rope_tabs(keys);
     return head_dim == 128 ? launch_format<128>(out, q, Lq, heads, keys, tabs, scale, stream)
                            : launch_format<64>(out, q, Lq, heads, keys, tabs, scale, stream);

@@ -3,7 +3,8 @@
 // K/V tiles are copied asynchronously (cp.async, double-buffered) straight from the ring (or plain K/V);
 // keys hold their spatial RoPE and the temporal rotation is applied to Q per key frame. sm_90a: both
 // GEMMs as warpgroup MMAs (kernels/wgmma.cuh) on swizzled tiles; sm_80/86/89: mma.sync with ldmatrix
-// on padded tiles. bf16 K/V on sm_90a go to the warp-specialized kernel (attention_ws.cuh) instead.
+// on padded tiles. On sm_90a, plain bf16 K/V and bf16/fp8/int8 stores go to the warp-specialized kernel
+// (attention_ws.cuh) instead.
 // Internal to kernels/attention.cu (and tests, which pin a kernel).
 #pragma once
 

@@ -9,6 +9,8 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <atomic>
+
 
 namespace avs::kernels {
 namespace {
@@ -63,6 +65,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
 #if AVS_WGMMA
     using C = Cfg<D, BK, F>;
     static_assert(regs_fit<F>(), "the register split exceeds the block's registers");
+    static_assert(!C::kQuant || BK % kKvBlockTokens == 0, "8-bit tiles start on a scale block (Kv8Decoder)");
     constexpr int kBK = BK, kStages = C::kStages, kTileE = C::kTile, kRawStages = C::kRawStages;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // stages start 1024-byte aligned: the 128-byte swizzle's pattern repeats every 8 rows of 128 B
@@ -337,7 +340,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     auto pp_arrive = [&](int it) {
         if (!(cw == 1 && it == n_tiles - 1)) tma::bar_arrive(1 + (cw ^ 1), 256);
     };
-    if (cw == 1) tma::bar_arrive(1, 256);
+    if (cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
 
     // The steady state overlaps the softmax of tile `it` with the P V of tile it - 1 (FA3's intra-
     // warpgroup pipelining). O is rescaled after that P V lands, outside the ping-pong's critical
@@ -378,6 +381,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         // phase is the current one), keeping the ping-pong rhythm
         pp_sync();
         pp_arrive(it);
+        tma::mbar_wait(&full_k[it % kStages], (it / kStages) & 1);
         tma::mbar_wait(&full_v[it % kStages], (it / kStages) & 1);
         release(it % kStages);
     }
@@ -441,6 +445,13 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     if (!ok) return cudaErrorNotSupported;
     using C = Cfg<D, BK, F>;
     auto *      kern = attention_ws_kernel<D, BK, F>;
+    // the register split assumes the block starts with 168 per thread (regs_fit); otherwise
+    // setmaxnreg.inc would wait forever, so decline and let the caller take the other kernel
+    static const bool regs_ok = [kern] {
+        cudaFuncAttributes a{};
+        return cudaFuncGetAttributes(&a, kern) == cudaSuccess && a.numRegs == (65536 / kThreads) / 8 * 8;
+    }();
+    if (!regs_ok) return cudaErrorNotSupported;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmem));
     if (e != cudaSuccess) return e;
     const int n = K.nsplit > 1 ? K.nsplit : 1;
@@ -467,13 +478,19 @@ cudaError_t launch_format(KvFormat f, void * out, const void * q, int64_t Lq, in
 
 bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
 #if defined(AVS_CUDA_SM90A)
-    static const bool hopper = [] {
-        int dev = 0, major = 0, minor = 0;
-        return cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-               cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0 &&
-               encode_fn() != nullptr;
-    }();
-    if (!hopper || (head_dim != 64 && head_dim != 128)) return false;
+    // a 9.0 device (per device: a process may see several GPUs)
+    static std::atomic<int8_t> hopper_by_dev[64] = {};  // 0 unknown, 1 yes, -1 no
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+    if (hopper_by_dev[dev].load() == 0) {
+        int major = 0, minor = 0;
+        const bool yes = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0 &&
+                         encode_fn() != nullptr;
+        hopper_by_dev[dev].store(yes ? 1 : -1);
+    }
+    const bool hopper = hopper_by_dev[dev].load() > 0;
+    if (!hopper || (head_dim != 64 && head_dim != 128) || keys.nk <= 0) return false;
     if (!keys.ring) return keys.dtype == DType::bf16;
     // 4-bit stores stay on attention_mma.cu: decoding them here starved the consumers (int4 19.9 ms vs
     // 16.4 ms there, nvfp4 14.7 vs 12.5, H100 at the 1.3B chunk shape)

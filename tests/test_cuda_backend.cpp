@@ -23,14 +23,15 @@ namespace {
 
 using kernels::AttnKernel;
 // Every tensor-core attention kernel (on Hopper: warp-specialized, wgmma, mma.sync; elsewhere the
-// pins fall back to mma.sync); the choice is restored to automatic afterwards.
+// pins fall back to mma.sync); the previous choice is restored afterwards.
 constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::wgmma, AttnKernel::mma_sync};
 const char * attn_kernel_name(AttnKernel k) {
     return k == AttnKernel::automatic ? "automatic" : k == AttnKernel::wgmma ? "wgmma" : k == AttnKernel::mma_sync ? "mma_sync" : "ws";
 }
 struct PinAttnKernel {
+    AttnKernel prev = kernels::attention_kernel();
     explicit PinAttnKernel(AttnKernel k) { kernels::attention_set_kernel(k); }
-    ~PinAttnKernel() { kernels::attention_set_kernel(AttnKernel::automatic); }
+    ~PinAttnKernel() { kernels::attention_set_kernel(prev); }
 };
 
 } // namespace
@@ -222,7 +223,13 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
                                                                  << " ms = " << flops / ms / 1e9 << " TFLOP/s");
             Tensor h = to_host(*gpu, od);
             for (int64_t i = 0; i < h.numel(); i += 997) REQUIRE(std::isfinite(h.data<float>()[i]));
-            if (fmt != KvFormat::bf16) continue;
+            if (fmt != KvFormat::bf16) {
+                // a stored format against the bf16 store, at many tiles per frame (scale blocks past the first)
+                const double e = test::rel_err(h, first);
+                WARN(kv_format_name(fmt) << " vs bf16 rel diff " << e);
+                REQUIRE(e < (fmt == KvFormat::fp8 || fmt == KvFormat::int8 ? 0.1 : 0.3));
+                continue;
+            }
             {
                 int64_t bad = 0, shown = 0;
                 for (int64_t i = 0; i < h.numel(); ++i)
