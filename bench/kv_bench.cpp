@@ -3,7 +3,8 @@
 // format the same seeded rollout (same initial noise and re-noise) runs for --seconds of video:
 //   * speed: median ms per chunk once the window is full -> fps_w21_<fmt>; KV bytes; peak VRAM;
 //   * drift: per chunk, the latent's relative error and PSNR against the bf16 rollout (the curve),
-//     psnr_<fmt> after the whole rollout; the decoded last chunk's PSNR (tiny decoder);
+//     psnr_<fmt> after the whole rollout; the decoded last chunk's PSNR and SSIM (tiny decoder,
+//     details.<fmt>.decoded_{psnr,ssim}_last_chunk, means over its frames);
 //   * attention error per layer: the bf16 rollout's final cache re-encoded in the format, one forward
 //     of the next chunk through both, each layer's attention output compared;
 //   * attention alone at the chunk shape (4680 x 32760) per format;
@@ -21,6 +22,7 @@
 #endif
 
 #include "bench/bench_util.h"
+#include "bench/image_metrics.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -260,6 +262,8 @@ int main(int argc, char ** argv) {
               {"steps", o.steps}, {"commit_pass", true}, {"window", o.window}, {"sinks", o.sinks}, {"rope_mode", "absolute"},
               {"seconds", o.seconds}, {"chunks", b.chunks}, {"offload_chunks", o.offload_chunks}, {"seed", o.seed},
               {"psnr", "latent PSNR vs the bf16 rollout at the last chunk, peak = max |bf16 latent|"},
+              {"decoded_ssim", "SSIM (Wang 2004: 11x11 Gaussian sigma 1.5, L = 1, per channel, valid region) of each decoded "
+                               "last-chunk frame vs bf16's, mean over the frames"},
               {"fps", "12 pixel frames / median wall ms per chunk after the window is full"}};
     std::printf("avs-kv-bench: %s, %s %dx%d, window %d, %d chunks (%.0f s of video) per format\n", gpu.c_str(), o.config.c_str(),
                 o.width, o.height, o.window, b.chunks, o.seconds);
@@ -333,15 +337,32 @@ int main(int argc, char ** argv) {
             curves[name] = {{"latent_rel_err", rel}, {"latent_psnr", pl}};
             metrics[key("psnr_" + name)] = pl.back();
             const std::vector<double> le = layers.contains(name) ? layers[name].get<std::vector<double>>() : std::vector<double>{};
-            auto fr = decode_last(be, R.latents.back());
-            if (fr && !ref_frames.empty()) {
-                double s = 0;
-                for (size_t i = 0; i < fr.value().size(); ++i) s += psnr(fr.value()[i], ref_frames[i], 1.0);
-                extra[name]["decoded_psnr_last_chunk"] = s / double(fr.value().size());
+            auto        fr = decode_last(be, R.latents.back());
+            std::string decoded;  // stays empty when a decode failed: the bench goes on without it
+            if (fr && !ref_frames.empty() && fr.value().size() == ref_frames.size()) {
+                const double n  = double(fr.value().size());
+                double       sp = 0, ss = 0;
+                bool         ssim_ok = true;
+                for (size_t i = 0; i < fr.value().size(); ++i) {
+                    sp += psnr(fr.value()[i], ref_frames[i], 1.0);
+                    auto si = bench::ssim(fr.value()[i], ref_frames[i]);
+                    if (!si && ssim_ok) std::fprintf(stderr, "avs-kv-bench: warning: %s: SSIM: %s\n", name.c_str(), si.status().message().c_str());
+                    ssim_ok = ssim_ok && si.ok();
+                    if (si) ss += si.value();
+                }
+                extra[name]["decoded_psnr_last_chunk"] = sp / n;
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "; decoded last chunk PSNR %.1f dB", sp / n);
+                decoded = buf;
+                if (ssim_ok) {
+                    extra[name]["decoded_ssim_last_chunk"] = ss / n;
+                    std::snprintf(buf, sizeof buf, ", SSIM %.6f (1 - SSIM %.2e)", ss / n, 1.0 - ss / n);  // near 1: the gap says more
+                    decoded += buf;
+                }
             }
-            std::printf("  %-6s drift: latent rel err %.4f -> %.4f, PSNR %.1f dB at %d chunks; attention rel err per layer %.4f..%.4f\n",
+            std::printf("  %-6s drift: latent rel err %.4f -> %.4f, PSNR %.1f dB at %d chunks; attention rel err per layer %.4f..%.4f%s\n",
                         name.c_str(), rel.front(), rel.back(), pl.back(), b.chunks, le.empty() ? 0.0 : *std::min_element(le.begin(), le.end()),
-                        le.empty() ? 0.0 : *std::max_element(le.begin(), le.end()));
+                        le.empty() ? 0.0 : *std::max_element(le.begin(), le.end()), decoded.c_str());
         }
         std::printf("  %-6s kv %.2f GB, peak VRAM %.2f GB, %.2f fps (median %.1f ms/chunk), attention alone %.3f ms\n", name.c_str(),
                     double(R.kv_bytes) * 1e-9, double(R.peak) * 1e-9, b.fps(R), double(12) / b.fps(R) * 1e3, am ? am.value() : -1.0);
