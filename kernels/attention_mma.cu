@@ -201,8 +201,8 @@ __device__ __forceinline__ void dequant_tile(const KvLayout & L, const uint8_t *
 
 template <int D, int F>
 __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __restrict__ out, const bf16 * __restrict__ q,
-                                                                       int64_t Lq, int H, AttnKeys K, RopeTabs tabs, float scale,
-                                                                       bool use_wgmma) {
+                                                                       int64_t Lq, int H, AttnKeys K, SplitPlan plan, RopeTabs tabs,
+                                                                       float scale, bool use_wgmma) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr int ld = tile_elems<D>(kSwizzled), kTK = temporal_blocks<D>();  // ld: elements per tile
     constexpr bool kQuant = F != int(KvFormat::bf16);
@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
     int64_t       block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1));
     const int     split = int(blockIdx.z);
     int64_t       j_begin;
-    split_range(K, split, j_begin, block_lim);
+    split_range(K, plan, split, j_begin, block_lim);
     // A warp whose rows all end before a tile skips its math but still joins every barrier.
     const int64_t warp_lim = key_limit(K, min(Lq - 1, q0 + (wgmma ? (warp / 4) * 64 + 63 : warp * 16 + 15)));
 
@@ -420,7 +420,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_mma_kernel(bf16 * __
             }
         }
     }
-    store_rows<D>(K, out, o, m0, m1, l0, l1, sl2, row0, Lq, H, h, t, split);
+    store_rows<D>(K, out, o, m0, m1, l0, l1, sl2, row0, Lq, H, h, t, plan.slot0 + split);
 }
 
 template <int D, int F>
@@ -435,7 +435,8 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     if (n > 1 && (!keys.split_scratch || !keys.ring)) return cudaErrorInvalidValue;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
     const bool use_wgmma = attention_kernel() != AttnKernel::mma_sync;
-    kern<<<grid, kWarps * 32, smem, stream>>>(static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, keys, tabs, scale, use_wgmma);
+    kern<<<grid, kWarps * 32, smem, stream>>>(static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, keys, split_plan(keys), tabs, scale,
+                                              use_wgmma);
     if (n > 1) {
         e = cudaGetLastError();
         if (e != cudaSuccess) return e;
@@ -498,6 +499,8 @@ int attention_splits(DType q_dtype, int64_t Lq, int heads, int head_dim, const A
     int best = 1;
     for (int n = 2; n <= 4; ++n)
         if (frames / n >= 2 && fill(n) > fill(best) + 0.05) best = n;
+    // the 8-bit kernel reads the history only; the bf16 tail is one more split
+    if (attention_kernel() == AttnKernel::automatic && attention_ws8_supported(keys, head_dim) && keys.tail_frames > 0) ++best;
     return best;
 }
 
@@ -509,6 +512,11 @@ cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int
                           cudaStream_t stream) {
     if (!attention_mma_supported(DType::bf16, keys, head_dim)) return cudaErrorInvalidValue;
     const AttnKernel k = attention_kernel();
+    // NotSupported (a tensor map, the register count, no split for the tail): the next kernel down
+    if (k == AttnKernel::automatic && attention_ws8_supported(keys, head_dim)) {
+        const cudaError_t e = attention_ws8(out, q, Lq, heads, head_dim, keys, scale, stream);
+        if (e != cudaErrorNotSupported) return e;
+    }
     if ((k == AttnKernel::automatic || k == AttnKernel::warp_specialized) && attention_ws_supported(keys, head_dim)) {
         // NotSupported: a tensor map it could not encode (alignment, sizes) or an unexpected register
         // count; this kernel handles those keys too

@@ -13,8 +13,10 @@
 namespace avs::kernels {
 
 // Which tensor-core kernel runs. `automatic` (the default) takes the fastest the build, device and keys
-// allow; tests and A/B benchmarks pin one (a pinned kernel the call cannot use falls back the same
-// way). The environment variable AVS_ATTN_KERNEL=ws|wgmma|mma_sync sets the initial choice.
+// allow (on Hopper: attention_ws8 for fp8 / int8 stores at head_dim 128, else attention_ws); tests and
+// A/B benchmarks pin one (`warp_specialized`: attention_ws, dequantizing 8-bit tiles to bf16; a pinned
+// kernel the call cannot use falls back the same way). The environment variable
+// AVS_ATTN_KERNEL=ws|wgmma|mma_sync sets the initial choice.
 enum class AttnKernel { automatic, warp_specialized, wgmma, mma_sync };
 void       attention_set_kernel(AttnKernel k);
 AttnKernel attention_kernel();

@@ -170,14 +170,27 @@ template <int D> inline cudaError_t merge_splits(void * out, const float * scrat
     return cudaGetLastError();
 }
 
-// Split-KV: split s of n takes whole frames [F s / n, F (s + 1) / n) of the ring (tiles still never
-// cross a frame). Narrows [begin, lim) to that share.
-__device__ __forceinline__ void split_range(const AttnKeys & K, int split, int64_t & begin, int64_t & lim) {
+// Split-KV: which frames the blocks of one launch read and where their partials go. blockIdx.z = s of n
+// takes the whole frames [f0 + nf s / n, f0 + nf (s + 1) / n) (tiles still never cross a frame) and,
+// when K.nsplit > 1, writes partial `slot0 + s` of K.nsplit. A launch may cover only part of the frames
+// (the 8-bit kernel takes the history, the bf16 one the tail; the merge then combines all K.nsplit).
+struct SplitPlan {
+    int f0 = 0, nf = 0, n = 1, slot0 = 0;
+};
+// Every visible frame in K.nsplit shares, one launch.
+inline SplitPlan split_plan(const AttnKeys & K) {
+    SplitPlan p;
+    p.n = K.nsplit > 1 ? K.nsplit : 1;
+    p.nf = K.ring && K.view.tokens_per_frame > 0 ? int(K.nk / K.view.tokens_per_frame) : 0;
+    return p;
+}
+// Narrows [begin, lim) to the share of split s.
+__device__ __forceinline__ void split_range(const AttnKeys & K, const SplitPlan & P, int split, int64_t & begin, int64_t & lim) {
     begin = 0;
     if (K.nsplit <= 1) return;
-    const int64_t nf = K.nk / K.view.tokens_per_frame;
-    begin = nf * split / K.nsplit * K.view.tokens_per_frame;
-    lim   = min(lim, nf * (split + 1) / K.nsplit * K.view.tokens_per_frame);
+    const int64_t tpf = K.view.tokens_per_frame;
+    begin = (P.f0 + int64_t(P.nf) * split / P.n) * tpf;
+    lim   = min(lim, (P.f0 + int64_t(P.nf) * (split + 1) / P.n) * tpf);
 }
 
 } // namespace avs::kernels::attn

@@ -6,10 +6,7 @@
 #include "kernels/tma.cuh"
 #include "kernels/wgmma.cuh"
 
-#include <cuda.h>
-#include <cudaTypedefs.h>
-
-#include <atomic>
+#include "kernels/tma_map.cuh"
 
 
 namespace avs::kernels {
@@ -60,8 +57,8 @@ template <int D, int BK, int F> struct Cfg {
 
 template <int D, int BK, int F>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
-                                                                  const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, RopeTabs tabs,
-                                                                  float scale) {
+                                                                  const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, SplitPlan plan,
+                                                                  RopeTabs tabs, float scale) {
 #if AVS_WGMMA
     using C = Cfg<D, BK, F>;
     static_assert(regs_fit<F>(), "the register split exceeds the block's registers");
@@ -88,7 +85,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     const int     h = blockIdx.y, split = int(blockIdx.z);
     const int64_t q0 = int64_t(blockIdx.x) * kBQ;
     int64_t       block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1)), j_begin;
-    split_range(K, split, j_begin, block_lim);
+    split_range(K, plan, split, j_begin, block_lim);
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < kStages; ++s) {
@@ -385,51 +382,34 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
         tma::mbar_wait(&full_v[it % kStages], (it / kStages) & 1);
         release(it % kStages);
     }
-    store_rows<D>(K, out, o, m0, m1, l0, l1, sl2, row0, Lq, H, h, t, split);
+    store_rows<D>(K, out, o, m0, m1, l0, l1, sl2, row0, Lq, H, h, t, plan.slot0 + split);
 #else
     __trap();
 #endif
 }
 
-// cuTensorMapEncodeTiled through the runtime's driver entry point (no libcuda link dependency).
-PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-    static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-        void *                          p = nullptr;
-        cudaDriverEntryPointQueryResult r{};
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &r) != cudaSuccess ||
-            r != cudaDriverEntryPointSuccess)
-            p = nullptr;
-        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-    }();
-    return fn;
-}
-
-// bf16 [count][rows][H][D] with the `count` blocks `block_bytes` apart; boxes of bk rows x 64 channels
-// of one head in the 128-byte swizzle. raw_bytes > 0: u8 [count][rows][H][raw_bytes] instead, boxes of
-// bk rows x raw_bytes, unswizzled.
+// bf16 [count][rows][H][D], boxes of bk rows x 64 channels of one head in the 128-byte swizzle; or
+// (raw_bytes > 0) u8 [count][rows][H][raw_bytes], boxes of bk rows x raw_bytes, unswizzled.
 bool encode(CUtensorMap & m, const void * base, int D, int H, int64_t rows, int64_t count, int64_t block_bytes, int bk, int raw_bytes = 0) {
-    const auto fn = encode_fn();
-    if (!fn || !base || rows <= 0 || count <= 0) return false;
-    const bool       raw = raw_bytes > 0;
-    const int        row = raw ? raw_bytes : D * 2;  // bytes per head row
-    const cuuint64_t dims[4] = {cuuint64_t(raw ? raw_bytes : D), cuuint64_t(H), cuuint64_t(rows), cuuint64_t(count)};
-    const cuuint64_t strides[3] = {cuuint64_t(row), cuuint64_t(H) * row, cuuint64_t(block_bytes)};
-    const cuuint32_t box[4] = {cuuint32_t(raw ? raw_bytes : 64), 1, cuuint32_t(bk), 1}, elem[4] = {1, 1, 1, 1};
-    return fn(&m, raw ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<void *>(base), dims, strides, box, elem,
-              CU_TENSOR_MAP_INTERLEAVE_NONE, raw ? CU_TENSOR_MAP_SWIZZLE_NONE : CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    return raw_bytes > 0 ? tma::encode(m, base, false, raw_bytes, H, rows, count, block_bytes, bk, raw_bytes, false)
+                         : tma::encode(m, base, true, 2 * D, H, rows, count, block_bytes, bk, 128, true);
 }
 
+// Runs the frames of `plan` (all of them: split_plan(K)); merge: combine K.nsplit partials afterwards.
 template <int D, int BK, int F>
-cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, float scale, cudaStream_t stream) {
+cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, const SplitPlan & plan, bool merge, float scale,
+                   cudaStream_t stream) {
     Maps          maps{};
     const int64_t row_bytes = int64_t(heads) * D * 2;
-    bool          ok;
+    bool          ok = true;
     if (!K.ring) {
         ok = encode(maps.k_main, K.k, D, heads, K.nk, 1, K.nk * row_bytes, BK) && encode(maps.v_main, K.v, D, heads, K.nk, 1, K.nk * row_bytes, BK);
     } else {
         const int tpf = K.view.tokens_per_frame, slots = K.view.capacity();
-        if constexpr (F == int(KvFormat::bf16)) {
+        const int hist = K.view.visible_frames() - K.tail_frames;
+        if (plan.f0 >= hist) {
+            // the tail alone (the 8-bit kernel reads the store): no store maps
+        } else if constexpr (F == int(KvFormat::bf16)) {
             ok = encode(maps.k_main, K.store + K.layout.k_data, D, heads, tpf, slots, K.layout.slot_bytes, BK) &&
                  encode(maps.v_main, K.store + K.layout.v_data, D, heads, tpf, slots, K.layout.slot_bytes, BK);
         } else {
@@ -454,22 +434,22 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     if (!regs_ok) return cudaErrorNotSupported;
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(C::kSmem));
     if (e != cudaSuccess) return e;
-    const int n = K.nsplit > 1 ? K.nsplit : 1;
-    if (n > 1 && (!K.split_scratch || !K.ring)) return cudaErrorInvalidValue;
-    const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(n));
-    kern<<<grid, kThreads, C::kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, rope_tabs(K),
+    if (K.nsplit > 1 && (!K.split_scratch || !K.ring)) return cudaErrorInvalidValue;
+    const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(plan.n));
+    kern<<<grid, kThreads, C::kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, plan, rope_tabs(K),
                                                       scale);
     e = cudaGetLastError();
-    if (e != cudaSuccess || n == 1) return e;
-    return merge_splits<D>(out, K.split_scratch, Lq, heads, n, stream);
+    if (e != cudaSuccess || !merge || K.nsplit <= 1) return e;
+    return merge_splits<D>(out, K.split_scratch, Lq, heads, K.nsplit, stream);
 }
 
 template <int D, int BK>
-cudaError_t launch_format(KvFormat f, void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, float scale, cudaStream_t stream) {
+cudaError_t launch_format(KvFormat f, void * out, const void * q, int64_t Lq, int heads, const AttnKeys & keys, const SplitPlan & plan, bool merge,
+                          float scale, cudaStream_t stream) {
     switch (f) {
-        case KvFormat::bf16: return launch<D, BK, int(KvFormat::bf16)>(out, q, Lq, heads, keys, scale, stream);
-        case KvFormat::fp8: return launch<D, BK, int(KvFormat::fp8)>(out, q, Lq, heads, keys, scale, stream);
-        case KvFormat::int8: return launch<D, BK, int(KvFormat::int8)>(out, q, Lq, heads, keys, scale, stream);
+        case KvFormat::bf16: return launch<D, BK, int(KvFormat::bf16)>(out, q, Lq, heads, keys, plan, merge, scale, stream);
+        case KvFormat::fp8: return launch<D, BK, int(KvFormat::fp8)>(out, q, Lq, heads, keys, plan, merge, scale, stream);
+        case KvFormat::int8: return launch<D, BK, int(KvFormat::int8)>(out, q, Lq, heads, keys, plan, merge, scale, stream);
         default: return cudaErrorInvalidValue;
     }
 }
@@ -477,19 +457,7 @@ cudaError_t launch_format(KvFormat f, void * out, const void * q, int64_t Lq, in
 } // namespace
 
 bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
-#if defined(AVS_CUDA_SM90A)
-    // a 9.0 device (per device: a process may see several GPUs)
-    static std::atomic<int8_t> hopper_by_dev[64] = {};  // 0 unknown, 1 yes, -1 no
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-    if (hopper_by_dev[dev].load() == 0) {
-        int major = 0, minor = 0;
-        const bool yes = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0 &&
-                         encode_fn() != nullptr;
-        hopper_by_dev[dev].store(yes ? 1 : -1);
-    }
-    const bool hopper = hopper_by_dev[dev].load() > 0;
+    const bool hopper = tma::hopper_ready();
     if (!hopper || (head_dim != 64 && head_dim != 128) || keys.nk <= 0) return false;
     if (!keys.ring) return keys.dtype == DType::bf16;
     // 4-bit stores stay on attention_mma.cu: decoding them here starved the consumers (int4 19.9 ms vs
@@ -497,18 +465,24 @@ bool attention_ws_supported(const AttnKeys & keys, int head_dim) {
     const KvFormat f = keys.layout.fmt;
     return (f == KvFormat::bf16 || f == KvFormat::fp8 || f == KvFormat::int8) && (keys.tail_frames == 0 || keys.tail_dtype == DType::bf16) &&
            keys.rope.pairs_t <= 8 * (head_dim == 128 ? temporal_blocks<128>() : temporal_blocks<64>());
-#else
-    (void)keys, (void)head_dim;
-    return false;
-#endif
 }
 
 cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                          cudaStream_t stream) {
     if (!attention_ws_supported(keys, head_dim)) return cudaErrorInvalidValue;
-    const KvFormat f = keys.ring ? keys.layout.fmt : KvFormat::bf16;
-    return head_dim == 128 ? launch_format<128, 128>(f, out, q, Lq, heads, keys, scale, stream)
-                           : launch_format<64, 64>(f, out, q, Lq, heads, keys, scale, stream);
+    const KvFormat  f = keys.ring ? keys.layout.fmt : KvFormat::bf16;
+    const SplitPlan plan = split_plan(keys);
+    return head_dim == 128 ? launch_format<128, 128>(f, out, q, Lq, heads, keys, plan, true, scale, stream)
+                           : launch_format<64, 64>(f, out, q, Lq, heads, keys, plan, true, scale, stream);
+}
+
+cudaError_t attention_ws_tail(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, int slot, float scale,
+                              cudaStream_t stream) {
+    if (!attention_ws_supported(keys, head_dim) || !keys.ring || keys.tail_frames <= 0 || keys.nsplit <= slot) return cudaErrorInvalidValue;
+    SplitPlan plan;
+    plan.f0 = keys.view.visible_frames() - keys.tail_frames, plan.nf = keys.tail_frames, plan.n = 1, plan.slot0 = slot;
+    return head_dim == 128 ? launch_format<128, 128>(KvFormat::bf16, out, q, Lq, heads, keys, plan, false, scale, stream)
+                           : launch_format<64, 64>(KvFormat::bf16, out, q, Lq, heads, keys, plan, false, scale, stream);
 }
 
 } // namespace avs::kernels

@@ -16,5 +16,15 @@ namespace avs::kernels {
 bool attention_ws_supported(const AttnKeys & keys, int head_dim);
 cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                          cudaStream_t stream);
+// The ring's bf16 tail alone, as split partial `slot` of keys.nsplit (no merge).
+cudaError_t attention_ws_tail(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, int slot, float scale,
+                              cudaStream_t stream);
+
+// kernels/attention_ws8.cu: an fp8 / int8 ring store read in its stored format by 8-bit warpgroup MMAs
+// (head_dim 128). With a tail it needs keys.nsplit >= 2: the history takes splits [0, nsplit - 1), the
+// tail (through attention_ws_tail) the last; the partials are merged.
+bool        attention_ws8_supported(const AttnKeys & keys, int head_dim);
+cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
+                          cudaStream_t stream);
 
 } // namespace avs::kernels

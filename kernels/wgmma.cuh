@@ -104,6 +104,53 @@ __device__ __forceinline__ void mma_m64n128k16(float (&d)[16][4], const uint32_t
 #endif
 }
 
+// d[64 x 128] (+)= A[64 x 32] B[32 x 128] on 8-bit operands (twice the bf16 rate): s8 x s8 -> s32 or
+// e4m3 x e4m3 -> f32. A from registers in the m16n8k32 fragment (register r of a warp's 16 rows: row
+// g + 8 (r % 2), k = 16 (r / 2) + 4 t + byte); B K-major only (8-bit operands cannot be transposed), so
+// values must be staged as V^T.
+#define AVS_WG_I8(d, i) "+r"(d[i][0]), "+r"(d[i][1]), "+r"(d[i][2]), "+r"(d[i][3])
+__device__ __forceinline__ void mma_m64n128k32_s8(int (&d)[16][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
+#if AVS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                 "{%64,%65,%66,%67}, %68, p;\n}\n"
+                 : AVS_WG_I8(d, 0), AVS_WG_I8(d, 1), AVS_WG_I8(d, 2), AVS_WG_I8(d, 3), AVS_WG_I8(d, 4), AVS_WG_I8(d, 5), AVS_WG_I8(d, 6),
+                   AVS_WG_I8(d, 7), AVS_WG_I8(d, 8), AVS_WG_I8(d, 9), AVS_WG_I8(d, 10), AVS_WG_I8(d, 11), AVS_WG_I8(d, 12),
+                   AVS_WG_I8(d, 13), AVS_WG_I8(d, 14), AVS_WG_I8(d, 15)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)));
+#else
+    __trap();
+#endif
+}
+__device__ __forceinline__ void mma_m64n128k32_e4m3(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
+#if AVS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                 "{%64,%65,%66,%67}, %68, p, 1, 1;\n}\n"
+                 : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6),
+                   AVS_WG_D8(d, 7), AVS_WG_D8(d, 8), AVS_WG_D8(d, 9), AVS_WG_D8(d, 10), AVS_WG_D8(d, 11), AVS_WG_D8(d, 12),
+                   AVS_WG_D8(d, 13), AVS_WG_D8(d, 14), AVS_WG_D8(d, 15)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)));
+#else
+    __trap();
+#endif
+}
+template <int R, int C> __device__ __forceinline__ void fence_regs(int (&d)[R][C]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int j = 0; j < C; ++j) asm volatile("" : "+r"(d[i][j])::"memory");
+}
+
+#undef AVS_WG_I8
 #undef AVS_WG_D8
 
 } // namespace avs::kernels::wg

@@ -22,9 +22,10 @@ using avs::test::to_host;
 namespace {
 
 using kernels::AttnKernel;
-// Every tensor-core attention kernel (on Hopper: warp-specialized, wgmma, mma.sync; elsewhere the
-// pins fall back to mma.sync); the previous choice is restored afterwards.
-constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::wgmma, AttnKernel::mma_sync};
+// Every tensor-core attention kernel (on Hopper, automatic: the 8-bit kernel for fp8 / int8 stores at
+// head_dim 128, else warp-specialized; then warp-specialized dequantizing, wgmma, mma.sync; elsewhere
+// the pins fall back to mma.sync); the previous choice is restored afterwards.
+constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::warp_specialized, AttnKernel::wgmma, AttnKernel::mma_sync};
 const char * attn_kernel_name(AttnKernel k) {
     return k == AttnKernel::automatic ? "automatic" : k == AttnKernel::wgmma ? "wgmma" : k == AttnKernel::mma_sync ? "mma_sync" : "ws";
 }
@@ -73,7 +74,7 @@ TEST_CASE("ring attention kernel matches the CPU twin for every KV format on wra
     const bool quick = std::getenv("AVS_SANITIZE") != nullptr;
     for (int D : {64, 128})
     for (KvFormat fmt : kv_formats()) {
-        if (quick && D != 64) continue;
+        if (quick && D != 64 && fmt != KvFormat::int8) continue;  // D 128 int8: the 8-bit MMA kernel on Hopper
         const RopeLayout rope = make_rope_layout(D, gh, gw);
         const KvLayout   L = KvLayout::make(fmt, tpf, H, D);
         for (RopeMode mode : {RopeMode::absolute, RopeMode::window}) {
@@ -106,7 +107,11 @@ TEST_CASE("ring attention kernel matches the CPU twin for every KV format on wra
                     const double e = test::rel_err(to_host(*gpu, od), want);
                     INFO("D " << D << " format " << kv_format_name(fmt) << " mode " << rope_mode_name(mode) << " sinks " << sinks
                               << " window " << window << " kernel " << attn_kernel_name(kc) << " rel err " << e);
-                    REQUIRE(e < 2e-2);  // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine)
+                    // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine); the 8-bit
+                    // kernel (automatic, fp8 / int8, D 128 on Hopper) also rounds Q (int8 / e4m3 per row) and P (e4m3)
+                    const bool mma8 = kc == AttnKernel::automatic && D == 128 && (fmt == KvFormat::fp8 || fmt == KvFormat::int8);
+                    if (mma8) WARN("8-bit MMA kernel, D 128, " << kv_format_name(fmt) << " " << rope_mode_name(mode) << " sinks " << sinks << " rel err " << e);
+                    REQUIRE(e < (mma8 ? 6e-2 : 2e-2));
                 }
             }
         }
@@ -209,7 +214,8 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
         REQUIRE(gpu->kv_write(store, L, view, 0, k, v).ok());
         // bf16: every kernel side by side (A/B in one process); the other formats on the default one
         for (AttnKernel kc : kAttnKernels) {
-            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic) continue;
+            const bool is8 = fmt == KvFormat::fp8 || fmt == KvFormat::int8;  // both Hopper kernels side by side
+            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic && !(is8 && kc == AttnKernel::warp_specialized)) continue;
             PinAttnKernel pin(kc);
             REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
             REQUIRE(gpu->synchronize().ok());
