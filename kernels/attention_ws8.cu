@@ -45,7 +45,8 @@ constexpr size_t kQSave = size_t(kTQ) * 4 * 2 * 128 * kConsumers * sizeof(uint32
 // per consumer warp, the current frame's per-block constants (key scale, P' multiplier, its log2 and inverse)
 constexpr int    kMaxBlocks = 32;  // 64-token blocks per frame (tokens per frame <= 2048)
 constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float4);
-constexpr size_t kSmem = 1024 + size_t(kTile) * (kKStages + kVStages + kRawStages) + 2 * (kKStages + kVStages + kRawStages) * sizeof(uint64_t) + kQSave +
+// + 1 KB: the 0/1 B operand [8 rows][128 keys] whose MMA with P' gives the rows' sums per 64-key block
+constexpr size_t kSmem = 1024 + 1024 + size_t(kTile) * (kKStages + kVStages + kRawStages) + 2 * (kKStages + kVStages + kRawStages) * sizeof(uint64_t) + kQSave +
                          kFrameTab;
 
 struct Maps {
@@ -118,7 +119,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     constexpr float kMagic = kInt8 ? 12582912.0f : 0.0f;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
-    uint8_t *       kst = smem;                            // [kKStages][BK keys][128 B]
+    uint8_t *       ones = smem;                           // [8][BK] e4m3: row 0 = 1 on block 0's keys, row 1 on block 1's
+    uint8_t *       kst = smem + 1024;                     // [kKStages][BK keys][128 B]
     uint8_t *       vts = kst + kKStages * kTile;          // [kVStages][128 channels][BK keys]
     uint8_t *       vraw = vts + kVStages * kTile;         // [kRawStages][BK keys][128 B]
     uint64_t *      full_k = reinterpret_cast<uint64_t *>(vraw + kRawStages * kTile);  // TMA landed
@@ -179,6 +181,13 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     }
 
     tma::regs_inc<kConsumerRegs>();
+    {  // the 0/1 operand, 4 bytes per consumer thread (128-byte swizzle), then visible to the async proxy
+        const int i = threadIdx.x - 128, n = i / 32, c = 4 * (i % 32);
+        const uint32_t v = (n == 0 && c < 64) || (n == 1 && c >= 64) ? 0x38383838u : 0u;  // e4m3 1.0
+        *reinterpret_cast<uint32_t *>(ones + n * 128 + (((c >> 4) ^ (n & 7)) << 4) + (c & 15)) = v;
+        wg::fence_async_smem();
+        tma::bar_sync(4, 128 * kConsumers);
+    }
     const int     cw = wg - 1, g = lane / 4, t = lane % 4;
     const int64_t row0 = q0 + 64 * cw + 16 * warp + g, row1 = row0 + 8;
     const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
@@ -236,6 +245,11 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
     float       m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    // The row sums come from the tensor cores with the P V they belong to (lsum: per row and 64-key
+    // block, on threads t = 0; zeros elsewhere), folded into l once landed, with that tile's factors.
+    float       lsum[1][4];
+    float       cm_pv0 = 0.0f, cm_pv1 = 0.0f, ip_pv0 = 0.0f, ip_pv1 = 0.0f;  // of the tile whose P V is in flight
+    float       cm_n0 = 0.0f, cm_n1 = 0.0f, ip_n0 = 0.0f, ip_n1 = 0.0f;      // of the tile just through the softmax
     float       sigma = 1.0f, rebase = 1.0f;  // O is kept in units of sigma; rebase: old sigma / new, once
     float4 *    tab = frame_tab + ((threadIdx.x - 128) / 32) * kMaxBlocks;
     const float sl2 = scale * 1.4426950408889634f;
@@ -332,7 +346,11 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n128k32_e4m3(o, pa[kk], wg::desc_sw128(vb + kk * 32, 16, 1024));
+        const uint32_t ob = tma::saddr(ones);
+#pragma unroll
+        for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n8k32_e4m3(lsum, pa[kk], wg::desc_sw128(ob + kk * 32, 16, 1024), kk > 0);
         wg::commit();
+        cm_pv0 = cm_n0, cm_pv1 = cm_n1, ip_pv0 = ip_n0, ip_pv1 = ip_n1;
     };
     float c0 = 0.0f, c1 = 0.0f;
     // Tile [j0, jend): raw products to P' = P s_v / sigma in place,
@@ -384,20 +402,21 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         // (kMagic folded in: its rounding here is below one unit of acc)
         const float f00 = fmaf(qm0, sl2, lp0 - b0s) - kMagic * e00, f01 = fmaf(qm0, sl2, lp1 - b0s) - kMagic * e01;
         const float f10 = fmaf(qm1, sl2, lp0 - b1s) - kMagic * e10, f11 = fmaf(qm1, sl2, lp1 - b1s) - kMagic * e11;
-        float       ps00 = 0.0f, ps01 = 0.0f, ps10 = 0.0f, ps11 = 0.0f;
 #pragma unroll
         for (int j = 0; j < BK / 8; ++j) {
             const bool second = j >= BK / 16;
             const float ea = second ? e01 : e00, fa = second ? f01 : f00, eb = second ? e11 : e10, fb = second ? f11 : f10;
             s[j][0] = fast_exp2(fmaf(s[j][0], ea, fa)), s[j][1] = fast_exp2(fmaf(s[j][1], ea, fa));
             s[j][2] = fast_exp2(fmaf(s[j][2], eb, fb)), s[j][3] = fast_exp2(fmaf(s[j][3], eb, fb));
-            if (second) ps01 += s[j][0] + s[j][1], ps11 += s[j][2] + s[j][3];
-            else ps00 += s[j][0] + s[j][1], ps10 += s[j][2] + s[j][3];
         }
-        // the row sums are of P itself: P' / multiplier, and no sigma
-        const float ip0 = bc0.w, ip1 = bc1.w;
-        l0 = fmaf(l0, cm0, fmaf(ps00, ip0, ps01 * ip1));
-        l1 = fmaf(l1, cm1, fmaf(ps10, ip0, ps11 * ip1));
+        // for the row sums: they are of P itself, P' / multiplier (no sigma)
+        cm_n0 = cm0, cm_n1 = cm1, ip_n0 = bc0.w, ip_n1 = bc1.w;
+    };
+    // after a P V landed: its tile's row sums into l (lsum columns 0 / 1: blocks 0 / 1, rows g / g + 8)
+    auto fold_l = [&]() {
+        wg::fence_regs(lsum);
+        l0 = fmaf(l0, cm_pv0, fmaf(lsum[0][0], ip_pv0, lsum[0][1] * ip_pv1));
+        l1 = fmaf(l1, cm_pv1, fmaf(lsum[0][2], ip_pv0, lsum[0][3] * ip_pv1));
     };
     // skipped while none of the warp's rows moved its maximum (most tiles once a row has seen a few)
     auto rescale_o = [&]() {
@@ -456,6 +475,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             wg::wait<0>();
             wg::fence_regs(o);
             release(&empty_v[(it - 1) % kVStages]);
+            fold_l();
             rescale_o();
             pack_p();
         }
@@ -463,6 +483,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         wg::wait<0>();
         wg::fence_regs(o);
         release(&empty_v[(n_active - 1) % kVStages]);
+        fold_l();
     }
     for (; it < n_tiles; ++it) {
         // past this warpgroup's rows: release the stages unread once they hold this tile
