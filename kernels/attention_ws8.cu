@@ -262,23 +262,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         if (lane == 0) tma::mbar_arrive(bar);
     };
     // A new key frame: rotate the temporal pairs by its angle, re-quantize them; int8: q8 . mean.
+    // A new key frame, before its first S: rotate the temporal pairs by its angle, re-quantize them.
     auto new_frame = [&](int lf) {
         q_frame = lf;
         slot = K.store + int64_t(K.view.slot_of_logical(lf)) * K.layout.slot_bytes;
-        {  // lane b: block b's constants, against the frame's largest value scale
-            const int   nb = K.layout.blocks();
-            const float ks = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.k_meta) + lane * H + h) : 1.0f;
-            const float vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
-            float       vmax = vs;
-#pragma unroll
-            for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
-            const float pv = __fdividef(448.0f * vs, vmax);
-            __syncwarp();
-            if (lane < nb) tab[lane] = make_float4(ks, pv, __log2f(pv), __fdividef(1.0f, pv));
-            __syncwarp();
-            const float nsig = vmax * (1.0f / 448.0f);
-            rebase = __fdividef(sigma, nsig), sigma = nsig;
-        }
         const float i0 = 1.0f / sq0, i1 = 1.0f / sq1;
 #pragma unroll
         for (int kk = 0; kk < kTQ; ++kk)
@@ -298,6 +285,24 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 }
                 qf[kk][r] = quant4<kInt8>(x[0], x[1], x[2], x[3], r % 2 ? i1 : i0);
             }
+    };
+    // ... and after its first S was issued (the loads' latency hides under the MMAs): the frame's block
+    // constants, and for int8 keys the mean term.
+    auto frame_consts = [&]() {
+        {  // lane b: block b's constants, against the frame's largest value scale
+            const int   nb = K.layout.blocks();
+            const float ks = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.k_meta) + lane * H + h) : 1.0f;
+            const float vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
+            float       vmax = vs;
+#pragma unroll
+            for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
+            const float pv = __fdividef(448.0f * vs, vmax);
+            __syncwarp();
+            if (lane < nb) tab[lane] = make_float4(ks, pv, __log2f(pv), __fdividef(1.0f, pv));
+            __syncwarp();
+            const float nsig = vmax * (1.0f / 448.0f);
+            rebase = __fdividef(sigma, nsig), sigma = nsig;
+        }
         if constexpr (kInt8) {
             const float * mean = reinterpret_cast<const float *>(slot + K.layout.k_meta) + K.layout.blocks() * H + h * D;
             float         a0 = 0.0f, a1 = 0.0f;
@@ -326,8 +331,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     auto issue_s = [&](int it, int lf, int r) {
         const int st = it % kKStages;
         tma::mbar_wait(&full_k[st], (it / kKStages) & 1);
-        if (__shfl_sync(0xffffffffu, int(lf != q_frame), 0)) new_frame(lf);
-        bc0 = tab[r / kKvBlockTokens], bc1 = tab[min(r / kKvBlockTokens + 1, K.layout.blocks() - 1)];
+        const bool fresh = __shfl_sync(0xffffffffu, int(lf != q_frame), 0);
+        if (fresh) new_frame(lf);
         const uint32_t kb = tma::saddr(kst + st * kTile);
         wg::fence();
 #pragma unroll
@@ -337,6 +342,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             else wg::mma_m64n128k32_e4m3(s, qf[kk], dk, kk > 0);
         }
         wg::commit();
+        if (fresh) frame_consts();
+        bc0 = tab[r / kKvBlockTokens], bc1 = tab[min(r / kKvBlockTokens + 1, K.layout.blocks() - 1)];
     };
     // O += P' V of tile `it` (V^T: a k32 step is 32 keys into each channel row)
     auto issue_pv = [&](int it) {

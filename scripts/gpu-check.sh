@@ -53,11 +53,14 @@ if command -v compute-sanitizer >/dev/null; then
     echo "compute-sanitizer $tool (offload): rc=$src" | tee -a "$OUT/ctest-cuda.log"
     if [ "$src" != 0 ]; then rc=1; fi
   done
-  timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 "$build/tests/avs_tests_cuda" \
-    "ring attention kernel matches the CPU twin for every KV format on wrapped rings with sinks and a bf16 tail" 2>&1 | tail -n 4 | tee -a "$OUT/ctest-cuda.log"
-  src=${PIPESTATUS[0]}
-  echo "compute-sanitizer racecheck (attention): rc=$src" | tee -a "$OUT/ctest-cuda.log"
-  if [ "$src" != 0 ]; then rc=1; fi
+  # the TMA/mbarrier pipelines of the warp-specialized kernels, the 8-bit one included (D 128 int8)
+  for tool in memcheck racecheck; do
+    timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/avs_tests_cuda" \
+      "ring attention kernel matches the CPU twin for every KV format on wrapped rings with sinks and a bf16 tail" 2>&1 | tail -n 4 | tee -a "$OUT/ctest-cuda.log"
+    src=${PIPESTATUS[0]}
+    echo "compute-sanitizer $tool (attention): rc=$src" | tee -a "$OUT/ctest-cuda.log"
+    if [ "$src" != 0 ]; then rc=1; fi
+  done
   unset AVS_SANITIZE
 else
   echo "compute-sanitizer not found: sanitizer runs skipped" | tee -a "$OUT/ctest-cuda.log"
