@@ -13,7 +13,9 @@
 //    Q-side temporal RoPE of each key frame only re-quantizes those pairs;
 //  - int8 keys: score = s_q s_k (q8 . k8) + s_q (q8 . mean of the frame);
 //  - P' = P s_v(block) / sigma in e4m3 (sigma = the key frame's largest value scale / 448), O kept in
-//    units of sigma and re-based when the frame changes; O is rescaled only when a warp's maxima moved.
+//    units of sigma and re-based when the frame changes;
+//  - two-level accumulation (SageAttention2): the e4m3 MMA accumulates in about 22 bits, so each tile's
+//    P' V goes to fresh registers (64 channels at a time: registers) and is added to the fp32 O.
 // The ring's bf16 tail (the chunk being generated) is not read here: the caller runs it through the
 // bf16 kernel as one more split and merges.
 #include "kernels/attention_keys.cuh"
@@ -250,12 +252,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     float       lsum[1][4];
     float       cm_pv0 = 0.0f, cm_pv1 = 0.0f, ip_pv0 = 0.0f, ip_pv1 = 0.0f;  // of the tile whose P V is in flight
     float       cm_n0 = 0.0f, cm_n1 = 0.0f, ip_n0 = 0.0f, ip_n1 = 0.0f;      // of the tile just through the softmax
+    float       c0 = 0.0f, c1 = 0.0f;        // O's rescale of the tile just through the softmax
+    float       c_pv0 = 0.0f, c_pv1 = 0.0f;  // O's rescale (maxima and sigma) before the tile in flight is added
+    float       ot[8][4];                    // one tile's P' V, 64 channels
     float       sigma = 1.0f, rebase = 1.0f;  // O is kept in units of sigma; rebase: old sigma / new, once
     float4 *    tab = frame_tab + ((threadIdx.x - 128) / 32) * kMaxBlocks;
     const float sl2 = scale * 1.4426950408889634f;
     float       s[BK / 8][4];
     int         si[BK / 8][4];
-    uint32_t    pa[BK / 32][4];  // P of the previous tile in e4m3, waiting for its P V
+    uint32_t    pa[BK / 32][4];  // P' of the previous tile in e4m3, waiting for its P V
 
     auto release = [&](uint64_t * bar) {
         __syncwarp();
@@ -346,20 +351,23 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         bc0 = tab[r / kKvBlockTokens], bc1 = tab[min(r / kKvBlockTokens + 1, K.layout.blocks() - 1)];
     };
     // O += P' V of tile `it` (V^T: a k32 step is 32 keys into each channel row)
-    auto issue_pv = [&](int it) {
+    // ot[64 x 64] = P' V[:, 64 half, +64) of tile `it` in fresh registers (V^T rows 64 half: 8 KB on);
+    // half 0 also takes the row sums and the tile's factors for the merge
+    auto issue_pv = [&](int it, int half) {
         const int st = it % kVStages;
-        tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
-        const uint32_t vb = tma::saddr(vts + st * kTile);
+        if (half == 0) tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
+        const uint32_t vb = tma::saddr(vts + st * kTile) + half * 64 * 128;
         wg::fence();
 #pragma unroll
-        for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n128k32_e4m3(o, pa[kk], wg::desc_sw128(vb + kk * 32, 16, 1024));
-        const uint32_t ob = tma::saddr(ones);
+        for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n64k32_e4m3(ot, pa[kk], wg::desc_sw128(vb + kk * 32, 16, 1024), kk > 0);
+        if (half == 0) {
+            const uint32_t ob = tma::saddr(ones);
 #pragma unroll
-        for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n8k32_e4m3(lsum, pa[kk], wg::desc_sw128(ob + kk * 32, 16, 1024), kk > 0);
+            for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n8k32_e4m3(lsum, pa[kk], wg::desc_sw128(ob + kk * 32, 16, 1024), kk > 0);
+        }
         wg::commit();
-        cm_pv0 = cm_n0, cm_pv1 = cm_n1, ip_pv0 = ip_n0, ip_pv1 = ip_n1;
+        if (half == 0) cm_pv0 = cm_n0, cm_pv1 = cm_n1, ip_pv0 = ip_n0, ip_pv1 = ip_n1, c_pv0 = c0, c_pv1 = c1;
     };
-    float c0 = 0.0f, c1 = 0.0f;
     // Tile [j0, jend): raw products to P' = P s_v / sigma in place,
     // each a single FFMA before the exp2: score = a_b acc + qm (a_b = s_q s_k of the key's 64-block),
     // and exp2(score sl2 - max sl2) times the block's P' multiplier is exp2 of one more added constant.
@@ -425,12 +433,25 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         l0 = fmaf(l0, cm_pv0, fmaf(lsum[0][0], ip_pv0, lsum[0][1] * ip_pv1));
         l1 = fmaf(l1, cm_pv1, fmaf(lsum[0][2], ip_pv0, lsum[0][3] * ip_pv1));
     };
-    // skipped while none of the warp's rows moved its maximum (most tiles once a row has seen a few)
-    auto rescale_o = [&]() {
-        if (__shfl_sync(0xffffffffu, int(__any_sync(0xffffffffu, c0 != 1.0f || c1 != 1.0f)), 0)) {
+    // O (fp32) follows the landed tile's maxima and sigma, and takes its P' V half
+    auto merge = [&](int half) {
+        wg::fence_regs(ot);
 #pragma unroll
-            for (int nd = 0; nd < D / 8; ++nd) o[nd][0] *= c0, o[nd][1] *= c0, o[nd][2] *= c1, o[nd][3] *= c1;
+        for (int i = 0; i < 8; ++i) {
+            float(&d)[4] = o[8 * half + i];
+            d[0] = fmaf(d[0], c_pv0, ot[i][0]), d[1] = fmaf(d[1], c_pv0, ot[i][1]);
+            d[2] = fmaf(d[2], c_pv1, ot[i][2]), d[3] = fmaf(d[3], c_pv1, ot[i][3]);
         }
+    };
+    // both halves of tile `it`'s P V, merged: the second half's MMA runs while the first is merged
+    auto pv_tile = [&](int it) {
+        wg::wait<0>();
+        merge(0);
+        fold_l();
+        issue_pv(it, 1);
+        wg::wait<0>();
+        merge(1);
+        release(&empty_v[it % kVStages]);
     };
     // P' in e4m3 as the A fragments of the four k32 steps: n-tiles 4kk, 4kk+1 (keys 2t, 2t+1, 8+2t, 9+2t)
     // fill registers 0, 1 and n-tiles 4kk+2, 4kk+3 registers 2, 3 — the order V^T's columns are in.
@@ -473,24 +494,17 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             cur.next();
             pp_sync();
             issue_s(it, cur.frame, cur.r);
-            issue_pv(it - 1);
+            issue_pv(it - 1, 0);
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
             land_s();
             release(&empty_k[it % kKStages]);
             softmax(cur.a, cur.end);
-            wg::wait<0>();
-            wg::fence_regs(o);
-            release(&empty_v[(it - 1) % kVStages]);
-            fold_l();
-            rescale_o();
+            pv_tile(it - 1);
             pack_p();
         }
-        issue_pv(n_active - 1);
-        wg::wait<0>();
-        wg::fence_regs(o);
-        release(&empty_v[(n_active - 1) % kVStages]);
-        fold_l();
+        issue_pv(n_active - 1, 0);
+        pv_tile(n_active - 1);
     }
     for (; it < n_tiles; ++it) {
         // past this warpgroup's rows: release the stages unread once they hold this tile

@@ -143,6 +143,21 @@ __device__ __forceinline__ void mma_m64n128k32_e4m3(float (&d)[16][4], const uin
     __trap();
 #endif
 }
+// d[64 x 64] (+)= A[64 x 32] B[32 x 64], e4m3.
+__device__ __forceinline__ void mma_m64n64k32_e4m3(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
+#if AVS_WGMMA
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "{%32,%33,%34,%35}, %36, p, 1, 1;\n}\n"
+                 : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6),
+                   AVS_WG_D8(d, 7)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)));
+#else
+    __trap();
+#endif
+}
 // d[64 x 8] (+)= A[64 x 32] B[32 x 8], e4m3 (row sums of A against 0/1 columns).
 __device__ __forceinline__ void mma_m64n8k32_e4m3(float (&d)[1][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
 #if AVS_WGMMA

@@ -22,12 +22,14 @@ using avs::test::to_host;
 namespace {
 
 using kernels::AttnKernel;
-// Every tensor-core attention kernel (on Hopper, automatic: the 8-bit kernel for fp8 / int8 stores at
-// head_dim 128, else warp-specialized; then warp-specialized dequantizing, wgmma, mma.sync; elsewhere
-// the pins fall back to mma.sync); the previous choice is restored afterwards.
-constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::warp_specialized, AttnKernel::wgmma, AttnKernel::mma_sync};
+// Every tensor-core attention kernel (on Hopper: automatic = warp-specialized, the opt-in 8-bit MMA one
+// for fp8 / int8 stores at head_dim 128 (else warp-specialized), wgmma, mma.sync; elsewhere the pins
+// fall back to mma.sync); the previous choice is restored afterwards.
+constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::mma8, AttnKernel::wgmma, AttnKernel::mma_sync};
 const char * attn_kernel_name(AttnKernel k) {
-    return k == AttnKernel::automatic ? "automatic" : k == AttnKernel::wgmma ? "wgmma" : k == AttnKernel::mma_sync ? "mma_sync" : "ws";
+    return k == AttnKernel::automatic ? "automatic" : k == AttnKernel::wgmma ? "wgmma" : k == AttnKernel::mma_sync ? "mma_sync"
+         : k == AttnKernel::mma8    ? "ws8"
+                                      : "ws";
 }
 struct PinAttnKernel {
     AttnKernel prev = kernels::attention_kernel();
@@ -109,7 +111,7 @@ TEST_CASE("ring attention kernel matches the CPU twin for every KV format on wra
                               << " window " << window << " kernel " << attn_kernel_name(kc) << " rel err " << e);
                     // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine); the 8-bit
                     // kernel (automatic, fp8 / int8, D 128 on Hopper) also rounds Q (int8 / e4m3 per row) and P (e4m3)
-                    const bool mma8 = kc == AttnKernel::automatic && D == 128 && (fmt == KvFormat::fp8 || fmt == KvFormat::int8);
+                    const bool mma8 = kc == AttnKernel::mma8 && D == 128 && (fmt == KvFormat::fp8 || fmt == KvFormat::int8);
                     if (mma8) WARN("8-bit MMA kernel, D 128, " << kv_format_name(fmt) << " " << rope_mode_name(mode) << " sinks " << sinks << " rel err " << e);
                     REQUIRE(e < (mma8 ? 6e-2 : 2e-2));
                 }
@@ -215,7 +217,8 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
         // bf16: every kernel side by side (A/B in one process); the other formats on the default one
         for (AttnKernel kc : kAttnKernels) {
             const bool is8 = fmt == KvFormat::fp8 || fmt == KvFormat::int8;  // both Hopper kernels side by side
-            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic && !(is8 && kc == AttnKernel::warp_specialized)) continue;
+            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic && !(is8 && kc == AttnKernel::mma8)) continue;
+            if (fmt == KvFormat::bf16 && kc == AttnKernel::mma8) continue;  // same as automatic there
             PinAttnKernel pin(kc);
             REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
             REQUIRE(gpu->synchronize().ok());
@@ -250,6 +253,43 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
             INFO("kernel " << attn_kernel_name(kc) << " vs " << attn_kernel_name(kAttnKernels[0]) << " rel diff " << e);
             REQUIRE(e < 1e-2);
         }
+    }
+}
+
+// Known to fail at this commit (not yet run on a GPU): over a real 1.3B window the 8-bit kernel's
+// attention is 16-20 % off (kv-formats bench, docs/KV_FORMATS.md), most likely the e4m3 MMA's 22-bit
+// accumulator summing P V over the whole window; this is the test the fix (two-level accumulation)
+// must pass. [!mayfail] until then; the kernel is opt-in (AttnKernel::mma8).
+TEST_CASE("8-bit MMA attention agrees with the dequantizing kernel at the 1.3B shape with a bf16 tail and uneven scales",
+          "[cuda][attention][!mayfail]") {
+    auto gpu = cuda_backend();
+    const int H = 12, D = 128, tpf = 1560, frames = 21, chunk = 3;
+    RingView view{0, frames, tpf, frames, RopeMode::absolute};
+    const RopeLayout rope = make_rope_layout(D, 30, 52);
+    // keys with channel offsets, values whose magnitude changes per frame and per 64-token block, sharp queries
+    Tensor k = test::randn(Shape{frames * tpf, H, D}, 61), v = test::randn(Shape{frames * tpf, H, D}, 62), q = test::randn(Shape{chunk * tpf, H, D}, 63, 3.0f);
+    for (int64_t i = 0; i < k.numel(); ++i) {
+        const int64_t tok = i / (H * D);
+        k.data<float>()[i] += (i % D == 7 ? 8.0f : 0.5f * float(i % 5));
+        v.data<float>()[i] *= 0.2f + float((tok / 64) % 7) * 0.5f + float(tok / tpf % 3);
+    }
+    Tensor kd = to_device(*gpu, k, DType::bf16), vd = to_device(*gpu, v, DType::bf16), qd = to_device(*gpu, q, DType::bf16);
+    // the last chunk is the bf16 tail (its slots in the store are not read)
+    const Tensor tk = kd.slice(0, (frames - chunk) * tpf, frames * tpf), tv = vd.slice(0, (frames - chunk) * tpf, frames * tpf);
+    for (KvFormat fmt : {KvFormat::fp8, KvFormat::int8}) {
+        const KvLayout L = KvLayout::make(fmt, tpf, H, D);
+        Tensor store = gpu->alloc(DType::u8, Shape{frames, L.slot_bytes}).value();
+        REQUIRE(gpu->kv_write(store, L, view, 0, kd, vd).ok());
+        Tensor out[2];
+        for (int i = 0; i < 2; ++i) {
+            PinAttnKernel pin(i == 0 ? AttnKernel::mma8 : AttnKernel::warp_specialized);
+            Tensor od = gpu->alloc(DType::bf16, q.shape()).value();
+            REQUIRE(gpu->attention_ring(od, qd, store, L, view, tk, tv, rope, 0.088f).ok());
+            out[i] = to_host(*gpu, od);
+        }
+        const double e = test::rel_err(out[0], out[1]);
+        WARN(kv_format_name(fmt) << ": 8-bit MMA vs dequantizing kernel rel diff " << e);
+        REQUIRE(e < 0.05);
     }
 }
 
