@@ -256,10 +256,10 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
     }
 }
 
-// Known to fail at this commit (not yet run on a GPU): over a real 1.3B window the 8-bit kernel's
-// attention is 16-20 % off (kv-formats bench, docs/KV_FORMATS.md), most likely the e4m3 MMA's 22-bit
-// accumulator summing P V over the whole window; this is the test the fix (two-level accumulation)
-// must pass. [!mayfail] until then; the kernel is opt-in (AttnKernel::mma8).
+// Not yet run on a GPU: over a real 1.3B window the 8-bit kernel's attention was 16-20 % off
+// (kv-formats bench, docs/KV_FORMATS.md) while the random-data tests passed; this brings the real data's
+// features (a tail, uneven value scales, channel-offset keys, sharp queries) to a check against the
+// dequantizing kernel. [!mayfail] until it passes; the kernel is opt-in (AttnKernel::mma8).
 TEST_CASE("8-bit MMA attention agrees with the dequantizing kernel at the 1.3B shape with a bf16 tail and uneven scales",
           "[cuda][attention][!mayfail]") {
     auto gpu = cuda_backend();
