@@ -2,6 +2,7 @@
 // KV format, a bf16 tail), the quantizing kv_write, KV offload, block-causal attention, a whole tiny-config rollout, and a 1.3B real-dims forward.
 #include <catch2/catch.hpp>
 
+#include "attention_q8_model.h"
 #include "dit_fixture.h"
 #include "cuda_test_util.h"
 #include "engine/backend/cuda/cuda_device.h"
@@ -291,6 +292,27 @@ TEST_CASE("8-bit MMA attention agrees with the dequantizing kernel at the 1.3B s
         WARN(kv_format_name(fmt) << ": 8-bit MMA vs dequantizing kernel rel diff " << e);
         REQUIRE(e < 0.05);
     }
+}
+
+// Not yet run on a GPU: the 8-bit kernel against the host model of its own roundings
+// (tests/attention_q8_model.h) on a small uneven cache; what is left is the hardware's arithmetic (the
+// e4m3 MMA's accumulator, ex2.approx) and any bug. [!mayfail] until it has passed on an H100.
+TEST_CASE("8-bit MMA attention follows the host model of its roundings on an uneven cache", "[cuda][attention][!mayfail]") {
+    auto gpu = cuda_backend();
+    for (KvFormat fmt : {KvFormat::int8, KvFormat::fp8})
+        for (float spread : {0.0f, 1.0f}) {
+            const test::Q8Case c = test::make_q8_case(fmt, spread);
+            const Tensor       want = test::q8_model_out(c, 0.088f);
+            Tensor             sd = gpu->alloc(DType::u8, c.store.shape()).value();
+            REQUIRE(gpu->copy_from_host_async(sd, c.store).ok());
+            Tensor qd = to_device(*gpu, c.q, DType::bf16), tkd = to_device(*gpu, c.tail_k, DType::bf16), tvd = to_device(*gpu, c.tail_v, DType::bf16);
+            PinAttnKernel pin(AttnKernel::mma8);
+            Tensor        od = gpu->alloc(DType::bf16, c.q.shape()).value();
+            REQUIRE(gpu->attention_ring(od, qd, sd, c.L, c.view, tkd, tvd, c.rope, 0.088f).ok());
+            const double e = test::rel_err(to_host(*gpu, od), want);
+            WARN(kv_format_name(fmt) << ", value-scale spread " << spread << ": 8-bit kernel vs its host model rel diff " << e);
+            CHECK(e < 1e-2);
+        }
 }
 
 TEST_CASE("KV offload on CUDA gives bit-identical output to a resident cache for every format", "[cuda][offload]") {
