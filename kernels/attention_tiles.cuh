@@ -33,6 +33,10 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
+// -inf when key >= n, else +0, without a predicate: a predicated write to an MMA accumulator counts as
+// a divergent path for ptxas, which then serializes every wgmma of the kernel.
+__device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_float(~((key - n) >> 31) & int(0xff800000u)); }
+
 // Keys are consumed in tiles of at most BK that never cross a frame boundary (a 1560-token frame is
 // 24 full 64-key tiles and one of 24 keys), so a tile has one temporal RoPE angle per pair.
 template <int BK> __device__ __forceinline__ int64_t tile_end(const AttnKeys & K, int64_t j0, int64_t limit) {

@@ -35,10 +35,6 @@ struct Maps {
     CUtensorMap k_main, v_main, k_tail, v_tail, k_raw, v_raw;
 };
 
-// -inf when key >= n, else +0, without a predicate: a predicated write to an MMA accumulator counts as
-// a divergent path for ptxas, which then serializes every wgmma of the kernel.
-__device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_float(~((key - n) >> 31) & int(0xff800000u)); }
-
 // BK keys per tile (S is 64 x BK per consumer warpgroup); as many bf16 K/V stages as fit 200 KB (at most
 // 4), or, for a quantized store, 2 bf16 stages plus 2 stages of raw bytes that the producer decodes.
 // At the 1.3B chunk shape (H100, same process): 128-key tiles 565 TFLOP/s, 64-key tiles 362.

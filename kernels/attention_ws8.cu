@@ -55,8 +55,6 @@ struct Maps {
     CUtensorMap k, v;  // the store's K / V bytes: boxes of BK rows x 128 bytes of one head, 128-byte swizzle
 };
 
-__device__ __forceinline__ float mask_bias(int key, int n) { return __int_as_float(~((key - n) >> 31) & int(0xff800000u)); }
-
 // Four floats as e4m3 bytes (saturating), the first in the low byte.
 __device__ __forceinline__ uint32_t e4m3x4(float a, float b, float c, float d) {
     const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
@@ -70,12 +68,8 @@ __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
 template <bool Int8> __device__ __forceinline__ uint32_t quant4(float a, float b, float c, float d, float inv) {
     return Int8 ? s8x4(a * inv, b * inv, c * inv, d * inv) : e4m3x4(a * inv, b * inv, c * inv, d * inv);
 }
-__device__ __forceinline__ float q8_value(uint32_t w, int i, bool int8) {
-    const uint32_t b = (w >> (8 * i)) & 0xFFu;
-    if (int8) return float(int8_t(b));
-    const __half_raw hr = __nv_cvt_fp8_to_halfraw(__nv_fp8_storage_t(b), __NV_E4M3);
-    return __half2float(__half(hr));
-}
+// Byte i of w as a signed int8, as a float.
+__device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8_t((w >> (8 * i)) & 0xFFu)); }
 
 // Producer: raw V tile [BK keys][128 B] (128-byte swizzle) -> V^T [128 channels][BK keys] (128-byte
 // swizzle), logical key column 16 G + 4 t + i holding key 16 G + 2 t + (i & 1) + 8 (i >> 1): the keys
@@ -319,8 +313,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                     const float   mm[4] = {__ldg(mp), __ldg(mp + 1), __ldg(mp + 2), __ldg(mp + 3)};
 #pragma unroll
                     for (int i = 0; i < 4; ++i) {
-                        a0 = fmaf(q8_value(qf[kk][2 * half], i, true), mm[i], a0);
-                        a1 = fmaf(q8_value(qf[kk][2 * half + 1], i, true), mm[i], a1);
+                        a0 = fmaf(s8_value(qf[kk][2 * half], i), mm[i], a0);
+                        a1 = fmaf(s8_value(qf[kk][2 * half + 1], i), mm[i], a1);
                     }
                 }
 #pragma unroll

@@ -41,25 +41,19 @@ rc=0
 if [ "$skip_tests" = 0 ]; then
 ctest --test-dir "$build" -L cuda --output-on-failure 2>&1 | tee "$OUT/ctest-cuda.log"
 rc=${PIPESTATUS[0]}
-# KV offload under compute-sanitizer (issue 4): memcheck and racecheck on the offload path (two streams,
-# pinned host stores, event-ordered prefetch and write-back) and on the format-templated attention
-# kernel's shared-memory pipeline (racecheck: the dequantized tiles).
+# compute-sanitizer memcheck and racecheck (issue 4) on the KV offload path (two streams, pinned host
+# stores, event-ordered prefetch and write-back) and on the attention kernels' shared-memory pipelines
+# (the TMA/mbarrier ones of the warp-specialized kernels, the 8-bit one included: D 128 int8).
 if command -v compute-sanitizer >/dev/null; then
   export AVS_SANITIZE=1  # the tests below run a reduced set of cases under the sanitizer
-  for tool in memcheck racecheck; do
-    timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/avs_tests_cuda" \
-      "KV offload on CUDA gives bit-identical output to a resident cache for every format" 2>&1 | tail -n 4 | tee -a "$OUT/ctest-cuda.log"
-    src=${PIPESTATUS[0]}
-    echo "compute-sanitizer $tool (offload): rc=$src" | tee -a "$OUT/ctest-cuda.log"
-    if [ "$src" != 0 ]; then rc=1; fi
-  done
-  # the TMA/mbarrier pipelines of the warp-specialized kernels, the 8-bit one included (D 128 int8)
-  for tool in memcheck racecheck; do
-    timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/avs_tests_cuda" \
-      "ring attention kernel matches the CPU twin for every KV format on wrapped rings with sinks and a bf16 tail" 2>&1 | tail -n 4 | tee -a "$OUT/ctest-cuda.log"
-    src=${PIPESTATUS[0]}
-    echo "compute-sanitizer $tool (attention): rc=$src" | tee -a "$OUT/ctest-cuda.log"
-    if [ "$src" != 0 ]; then rc=1; fi
+  for what in "offload|KV offload on CUDA gives bit-identical output to a resident cache for every format" \
+              "attention|ring attention kernel matches the CPU twin for every KV format on wrapped rings with sinks and a bf16 tail"; do
+    for tool in memcheck racecheck; do
+      timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/avs_tests_cuda" "${what#*|}" 2>&1 | tail -n 4 | tee -a "$OUT/ctest-cuda.log"
+      src=${PIPESTATUS[0]}
+      echo "compute-sanitizer $tool (${what%%|*}): rc=$src" | tee -a "$OUT/ctest-cuda.log"
+      if [ "$src" != 0 ]; then rc=1; fi
+    done
   done
   unset AVS_SANITIZE
 else
