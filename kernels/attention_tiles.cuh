@@ -197,4 +197,21 @@ __device__ __forceinline__ void split_range(const AttnKeys & K, const SplitPlan 
     lim   = min(lim, (P.f0 + int64_t(P.nf) * (split + 1) / P.n) * tpf);
 }
 
+// A warp-specialized block's coordinates: its warpgroup and warp (warp-uniform by construction, a
+// shuffle, so ptxas sees role branches as non-divergent and keeps the warpgroup MMAs asynchronous),
+// head, split, first query row, and the keys [j_begin, block_lim) its split reads for its bq rows.
+struct WsBlock {
+    int     wg, warp, lane, h, split;
+    int64_t q0, j_begin, block_lim;
+};
+__device__ __forceinline__ WsBlock ws_block(const AttnKeys & K, const SplitPlan & plan, int64_t Lq, int bq) {
+    WsBlock b;
+    b.wg = __shfl_sync(0xffffffffu, int(threadIdx.x / 128), 0), b.warp = __shfl_sync(0xffffffffu, int(threadIdx.x / 32) % 4, 0);
+    b.lane = threadIdx.x % 32, b.h = blockIdx.y, b.split = int(blockIdx.z);
+    b.q0 = int64_t(blockIdx.x) * bq;
+    b.block_lim = key_limit(K, min(Lq - 1, b.q0 + bq - 1));
+    split_range(K, plan, b.split, b.j_begin, b.block_lim);
+    return b;
+}
+
 } // namespace avs::kernels::attn

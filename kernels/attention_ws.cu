@@ -74,14 +74,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws_kernel(const __grid_
     uint64_t * raw_full = empty + kStages;  // quantized: raw K and V bytes landed (1 arrival + bytes)
     uint32_t * qsave = reinterpret_cast<uint32_t *>(raw_full + kRawStages);  // [kTK * 4][256 consumer threads]
 
-    // warp-uniform by construction (a shuffle), so ptxas sees the role branches as non-divergent and
-    // keeps the warpgroup MMAs asynchronous
-    const int     wg = __shfl_sync(0xffffffffu, int(threadIdx.x / 128), 0), warp = __shfl_sync(0xffffffffu, int(threadIdx.x / 32) % 4, 0);
-    const int     lane = threadIdx.x % 32;
-    const int     h = blockIdx.y, split = int(blockIdx.z);
-    const int64_t q0 = int64_t(blockIdx.x) * kBQ;
-    int64_t       block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1)), j_begin;
-    split_range(K, plan, split, j_begin, block_lim);
+    const WsBlock B = ws_block(K, plan, Lq, kBQ);
+    const int     wg = B.wg, warp = B.warp, lane = B.lane, h = B.h, split = B.split;
+    const int64_t q0 = B.q0, j_begin = B.j_begin, block_lim = B.block_lim;
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < kStages; ++s) {

@@ -128,12 +128,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     uint32_t *      qsave = reinterpret_cast<uint32_t *>(raw_empty + kRawStages);  // [kTQ * 4 * 2][256 consumer threads]
     float4 *        frame_tab = reinterpret_cast<float4 *>(qsave + kTQ * 4 * 2 * 128 * kConsumers);  // [8 warps][kMaxBlocks]
 
-    const int     wg = __shfl_sync(0xffffffffu, int(threadIdx.x / 128), 0), warp = __shfl_sync(0xffffffffu, int(threadIdx.x / 32) % 4, 0);
-    const int     lane = threadIdx.x % 32;
-    const int     h = blockIdx.y, split = int(blockIdx.z);
-    const int64_t q0 = int64_t(blockIdx.x) * kBQ;
-    int64_t       block_lim = key_limit(K, min(Lq - 1, q0 + kBQ - 1)), j_begin;
-    split_range(K, plan, split, j_begin, block_lim);
+    const WsBlock B = ws_block(K, plan, Lq, kBQ);
+    const int     wg = B.wg, warp = B.warp, lane = B.lane, h = B.h, split = B.split;
+    const int64_t q0 = B.q0, j_begin = B.j_begin, block_lim = B.block_lim;
 
     if (threadIdx.x == 0) {
         for (int i = 0; i < kKStages; ++i) tma::mbar_init(&full_k[i], 1), tma::mbar_init(&empty_k[i], 4 * kConsumers);
