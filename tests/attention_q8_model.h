@@ -15,6 +15,7 @@
 #include "engine/cache/ring_view.h"
 #include "engine/core/dtype.h"
 #include "engine/model/rope.h"
+#include "mma_acc_model.h"
 #include "test_util.h"
 
 #include <algorithm>
@@ -24,10 +25,22 @@
 
 namespace avs::test {
 
+// How the model sums what the kernel sums on the e4m3 tensor cores (P'V, the row sums; fp8's Q K^T):
+// exactly (the algorithm's roundings only), or by the accumulator model of mma_acc_model.h with O
+// carried over the whole history in the MMA's accumulator (one_level: the kernel measured at ce1b3cd) or
+// fresh per 128-key tile and added into fp32 (two_level: the kernel since).
+enum class PvSum { exact, one_level, two_level };
+struct Q8Numerics {
+    PvSum  pv = PvSum::exact;
+    MmaAcc acc{};
+    bool   q_hi_lo = false;  // fp8: Q as the sum of two e4m3 terms (hi + the remainder), two Q K^T MMAs (not in the kernel)
+};
+
 // out, q: [Lq, H, D] f32 (q as the kernel sees it: bf16-rounded). tail_k / tail_v: the last `tail`
 // visible frames [tail * tpf, H, D] f32, keys without their temporal rotation (as the store's).
 inline void attention_q8_model(float * out, const float * q, int64_t Lq, const uint8_t * store, const KvLayout & L, const RingView & view,
-                               const float * tail_k, const float * tail_v, int tail, const RopeLayout & rope, float scale) {
+                               const float * tail_k, const float * tail_v, int tail, const RopeLayout & rope, float scale,
+                               const Q8Numerics & num = {}) {
     const int     H = L.heads, D = L.head_dim, tpf = L.tokens, pt = rope.pairs_t, nb = L.blocks();
     const bool    int8 = L.fmt == KvFormat::int8;
     const int     nvis = view.visible_frames(), hist = nvis - tail;
@@ -36,9 +49,12 @@ inline void attention_q8_model(float * out, const float * q, int64_t Lq, const u
     for (int l = 0; l < nvis; ++l) pos[size_t(l)] = view.rope_pos_of_logical(l);
     const RopeTables tab = make_rope_tables(rope, pos);  // t_cos / t_sin: [frame][pairs_t]
     auto e4m3 = [](float x) { return fp8e4m3_to_f32(f32_to_fp8e4m3(x)); };
-    auto quant = [&](float x) { return int8 ? std::clamp(std::nearbyint(x), -127.0f, 127.0f) : e4m3(x); };
+    auto quant = [&](float x) {
+        if (int8) return std::clamp(std::nearbyint(x), -127.0f, 127.0f);
+        return num.q_hi_lo ? e4m3(x) + e4m3(x - e4m3(x)) : e4m3(x);
+    };
 
-    std::vector<float> qr(static_cast<size_t>(D)), q8(qr), o(qr), kr(qr);
+    std::vector<float> qr(static_cast<size_t>(D)), q8(qr), o(qr), kr(qr), vt(static_cast<size_t>(D) * 128);
     for (int64_t row = 0; row < Lq; ++row)
         for (int h = 0; h < H; ++h) {
             const float * qv = q + (row * H + h) * D;
@@ -78,7 +94,13 @@ inline void attention_q8_model(float * out, const float * q, int64_t Lq, const u
                         const int       tok = r0 + j;
                         const uint8_t * kb = slot + L.k_data + (int64_t(tok) * H + h) * D;
                         float           acc = 0.0f;
-                        for (int d = 0; d < D; ++d) acc += q8[size_t(d)] * (int8 ? float(int8_t(kb[d])) : fp8e4m3_to_f32(kb[d]));
+                        if (int8 || num.pv == PvSum::exact) {  // int8 x int8 sums in s32: exact
+                            for (int d = 0; d < D; ++d) acc += q8[size_t(d)] * (int8 ? float(int8_t(kb[d])) : fp8e4m3_to_f32(kb[d]));
+                        } else {
+                            float prod[128];
+                            for (int d = 0; d < D; ++d) prod[d] = q8[size_t(d)] * fp8e4m3_to_f32(kb[d]);
+                            acc = mma_acc_sum(0.0f, prod, D, num.acc);
+                        }
                         s[j] = sq * km[(tok / kKvBlockTokens) * H + h] * acc + qm;
                         tmax = std::max(tmax, s[j]);
                     }
@@ -86,15 +108,34 @@ inline void attention_q8_model(float * out, const float * q, int64_t Lq, const u
                     const float c = cm * (first_tile ? rebase : 1.0f);
                     first_tile = false;
                     m = mn;
-                    for (int d = 0; d < D; ++d) o[size_t(d)] *= c;
-                    l *= cm;
+                    // P' of the tile's keys (0 past its end) and the value bytes as numbers
+                    float pp[128] = {}, ip[2] = {1.0f, 1.0f};
                     for (int j = 0; j < n; ++j) {
                         const int   tok = r0 + j;
                         const float pv = 448.0f * vm[(tok / kKvBlockTokens) * H + h] / vmax;
-                        const float pp = e4m3(std::exp2((s[j] - m) * sl2) * pv);
-                        l += pp / pv;
+                        pp[j] = e4m3(std::exp2((s[j] - m) * sl2) * pv), ip[j / kKvBlockTokens] = 1.0f / pv;
                         const uint8_t * vb = slot + L.v_data + (int64_t(tok) * H + h) * D;
-                        for (int d = 0; d < D; ++d) o[size_t(d)] += pp * fp8e4m3_to_f32(vb[d]);
+                        for (int d = 0; d < D; ++d) vt[size_t(d) * 128 + size_t(j)] = fp8e4m3_to_f32(vb[d]);
+                    }
+                    if (num.pv == PvSum::exact) {
+                        l *= cm;
+                        for (int j = 0; j < n; ++j) l += pp[j] * ip[j / kKvBlockTokens];
+                        for (int d = 0; d < D; ++d) {
+                            float a = o[size_t(d)] * c;
+                            for (int j = 0; j < n; ++j) a += pp[j] * vt[size_t(d) * 128 + size_t(j)];
+                            o[size_t(d)] = a;
+                        }
+                        continue;
+                    }
+                    // the row sums: an MMA of P' with a 0/1 matrix per 64-key block, fresh per tile
+                    const float l0 = mma_acc_sum(0.0f, pp, kKvBlockTokens, num.acc);
+                    const float l1 = mma_acc_sum(0.0f, pp + kKvBlockTokens, 128 - kKvBlockTokens, num.acc);
+                    l = std::fma(l, cm, std::fma(l0, ip[0], l1 * ip[1]));
+                    for (int d = 0; d < D; ++d) {
+                        float prod[128];
+                        for (int j = 0; j < 128; ++j) prod[j] = pp[j] * vt[size_t(d) * 128 + size_t(j)];
+                        if (num.pv == PvSum::one_level) o[size_t(d)] = mma_acc_sum(o[size_t(d)] * c, prod, 128, num.acc);
+                        else o[size_t(d)] = std::fma(o[size_t(d)], c, mma_acc_sum(0.0f, prod, 128, num.acc));
                     }
                 }
             }
@@ -130,21 +171,31 @@ inline void attention_q8_model(float * out, const float * q, int64_t Lq, const u
         }
 }
 
-// A small ring with what real caches have and random tests lack: keys with channel offsets, values
-// with channel means and scales that change per 64-token block and per frame (value_spread 0: even),
-// sharp queries (bf16-rounded), a bf16 tail, several 128-key tiles per frame, a sink, a wrapped window.
+// A ring with what real caches have and random tests lack: keys with channel offsets, values with
+// channel means and scales that change per 64-token block and per frame (value_spread 0: even), sharp
+// queries (bf16-rounded), a bf16 tail, several 128-key tiles per frame, a sink, a wrapped window.
+// The default shape is small (tests); Q8Shape::wan_1_3b() is the 1.3B model's chunk over a 21-frame window.
+struct Q8Shape {
+    int     H = 2, gh = 10, gw = 30, chunk = 2, sinks = 1, window = 7, end_frame = 9;
+    int64_t q_rows  = 0;  // 0: the whole chunk
+    float   q_scale = 2.0f;
+    static Q8Shape wan_1_3b(int64_t rows) { return {1, 30, 52, 3, 1, 20, 40, rows, 2.0f}; }
+};
 struct Q8Case {
-    int        H = 2, D = 128, gh = 10, gw = 30, chunk = 2;
-    RingView   view{1, 7, 300, 9, RopeMode::absolute};  // frames 0 and 2..8 visible, 7 and 8 the tail
+    int        H = 2, D = 128, chunk = 2;
+    RingView   view{};
     RopeLayout rope;
     KvLayout   L{};
     Tensor     store, tail_k, tail_v, q;  // host f32 (store u8)
 };
-inline Q8Case make_q8_case(KvFormat fmt, float value_spread) {
+inline Q8Case make_q8_case(KvFormat fmt, float value_spread, const Q8Shape & sh = {}) {
     Q8Case c;
     CpuBackend cpu;
-    const int  tpf = c.gh * c.gw, nvis = c.view.visible_frames();
-    c.rope = make_rope_layout(c.D, c.gh, c.gw);
+    const int  tpf = sh.gh * sh.gw;
+    c.H = sh.H, c.chunk = sh.chunk;
+    c.view  = RingView{sh.sinks, sh.window, tpf, sh.end_frame, RopeMode::absolute};
+    const int nvis = c.view.visible_frames();
+    c.rope = make_rope_layout(c.D, sh.gh, sh.gw);
     c.L    = KvLayout::make(fmt, tpf, c.H, c.D);
     c.store = Tensor::host(DType::u8, Shape{c.view.capacity(), c.L.slot_bytes});
     auto frame_kv = [&](int l, Tensor & k, Tensor & v) {
@@ -170,14 +221,14 @@ inline Q8Case make_q8_case(KvFormat fmt, float value_spread) {
             c.tail_v.data<float>()[int64_t(i) * k.numel() + j] = bf16_to_f32(f32_to_bf16(v.data<float>()[j]));
         }
     }
-    c.q = randn(Shape{int64_t(c.chunk) * tpf, c.H, c.D}, 77, 2.0f);
+    c.q = randn(Shape{sh.q_rows > 0 ? sh.q_rows : int64_t(c.chunk) * tpf, c.H, c.D}, 77, sh.q_scale);
     for (int64_t i = 0; i < c.q.numel(); ++i) c.q.data<float>()[i] = bf16_to_f32(f32_to_bf16(c.q.data<float>()[i]));
     return c;
 }
-inline Tensor q8_model_out(const Q8Case & c, float scale) {
+inline Tensor q8_model_out(const Q8Case & c, float scale, const Q8Numerics & num = {}) {
     Tensor out = Tensor::host(DType::f32, c.q.shape());
     attention_q8_model(out.data<float>(), c.q.data<float>(), c.q.dim(0), c.store.data<uint8_t>(), c.L, c.view, c.tail_k.data<float>(),
-                       c.tail_v.data<float>(), c.chunk, c.rope, scale);
+                       c.tail_v.data<float>(), c.chunk, c.rope, scale, num);
     return out;
 }
 
