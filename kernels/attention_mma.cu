@@ -463,6 +463,7 @@ std::atomic<int> & kernel_choice() {
         const char * e = std::getenv("AVS_ATTN_KERNEL");
         if (e && !std::strcmp(e, "ws")) return int(AttnKernel::warp_specialized);
         if (e && !std::strcmp(e, "ws8")) return int(AttnKernel::mma8);
+        if (e && !std::strcmp(e, "ws8h2")) return int(AttnKernel::mma8_h2);
         if (e && !std::strcmp(e, "wgmma")) return int(AttnKernel::wgmma);
         if (e && !std::strcmp(e, "mma_sync")) return int(AttnKernel::mma_sync);
         return int(AttnKernel::automatic);
@@ -501,7 +502,8 @@ int attention_splits(DType q_dtype, int64_t Lq, int heads, int head_dim, const A
     for (int n = 2; n <= 4; ++n)
         if (frames / n >= 2 && fill(n) > fill(best) + 0.05) best = n;
     // the 8-bit kernel reads the history only; the bf16 tail is one more split
-    if (attention_kernel() == AttnKernel::mma8 && attention_ws8_supported(keys, head_dim) && keys.tail_frames > 0) ++best;
+    const AttnKernel k = attention_kernel();
+    if ((k == AttnKernel::mma8 || k == AttnKernel::mma8_h2) && attention_ws8_supported(keys, head_dim) && keys.tail_frames > 0) ++best;
     return best;
 }
 
@@ -514,11 +516,12 @@ cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int
     if (!attention_mma_supported(DType::bf16, keys, head_dim)) return cudaErrorInvalidValue;
     const AttnKernel k = attention_kernel();
     // NotSupported (a tensor map, the register count, no split for the tail): the next kernel down
-    if (k == AttnKernel::mma8 && attention_ws8_supported(keys, head_dim)) {
-        const cudaError_t e = attention_ws8(out, q, Lq, heads, head_dim, keys, scale, stream);
+    const bool       ws8 = k == AttnKernel::mma8 || k == AttnKernel::mma8_h2;
+    if (ws8 && attention_ws8_supported(keys, head_dim)) {
+        const cudaError_t e = attention_ws8(out, q, Lq, heads, head_dim, keys, scale, k == AttnKernel::mma8_h2, stream);
         if (e != cudaErrorNotSupported) return e;
     }
-    if ((k == AttnKernel::automatic || k == AttnKernel::warp_specialized || k == AttnKernel::mma8) && attention_ws_supported(keys, head_dim)) {
+    if ((k == AttnKernel::automatic || k == AttnKernel::warp_specialized || ws8) && attention_ws_supported(keys, head_dim)) {
         // NotSupported: a tensor map it could not encode (alignment, sizes) or an unexpected register
         // count; this kernel handles those keys too
         const cudaError_t e = attention_ws(out, q, Lq, heads, head_dim, keys, scale, stream);

@@ -17,8 +17,10 @@ namespace avs::kernels {
 // benchmarks pin one (a pinned kernel the call cannot use falls back the same way). `mma8` pins
 // attention_ws8 (8-bit MMAs on fp8 / int8 stores, head_dim 128): as fast as bf16 but not yet accurate
 // enough over a full window (the e4m3 MMA's accumulator, docs/KV_FORMATS.md), so opt-in only.
-// The environment variable AVS_ATTN_KERNEL=ws|ws8|wgmma|mma_sync sets the initial choice.
-enum class AttnKernel { automatic, warp_specialized, wgmma, mma_sync, mma8 };
+// `mma8_h2` is mma8 with the softmax's exponentials as f16 pairs (ex2.approx.f16x2: half the SFU
+// instructions, if the hardware runs them at the f32 rate; an A/B experiment, docs/KV_FORMATS.md).
+// The environment variable AVS_ATTN_KERNEL=ws|ws8|ws8h2|wgmma|mma_sync sets the initial choice.
+enum class AttnKernel { automatic, warp_specialized, wgmma, mma_sync, mma8, mma8_h2 };
 void       attention_set_kernel(AttnKernel k);
 AttnKernel attention_kernel();
 

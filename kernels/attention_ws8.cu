@@ -25,7 +25,9 @@
 #include "kernels/tma_map.cuh"
 #include "kernels/wgmma.cuh"
 
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
+#include <type_traits>
 
 namespace avs::kernels {
 namespace {
@@ -61,6 +63,17 @@ __device__ __forceinline__ uint32_t e4m3x4(float a, float b, float c, float d) {
     const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
     return lo | (hi << 16);
 }
+// 2^a, 2^b as e4m3 (a in the low byte) by one half-precision SFU op on the pair: P' keeps 3 mantissa
+// bits, so f16's 10 are plenty, and ex2.approx.f16x2 may halve the SFU work of two f32 ex2 (measure).
+// -inf gives +0; the argument never exceeds log2(448) + rounding (it is saturated to 448).
+__device__ __forceinline__ uint32_t exp2_e4m3x2(float a, float b) {
+    const __half2 h = __floats2half2_rn(a, b);
+    uint32_t      x = *reinterpret_cast<const uint32_t *>(&h), y;
+    asm("ex2.approx.f16x2 %0, %1;" : "=r"(y) : "r"(x));
+    __half2_raw r;
+    r.x = static_cast<unsigned short>(y & 0xFFFFu), r.y = static_cast<unsigned short>(y >> 16);
+    return __nv_cvt_halfraw2_to_fp8x2(r, __NV_SATFINITE, __NV_E4M3);
+}
 __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
     auto q = [](float x) { return uint32_t(max(-127, min(127, __float2int_rn(x)))) & 0xFFu; };
     return q(a) | (q(b) << 8) | (q(c) << 16) | (q(d) << 24);
@@ -68,6 +81,11 @@ __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
 template <bool Int8> __device__ __forceinline__ uint32_t quant4(float a, float b, float c, float d, float inv) {
     return Int8 ? s8x4(a * inv, b * inv, c * inv, d * inv) : e4m3x4(a * inv, b * inv, c * inv, d * inv);
 }
+// The S registers as floats: int8's s32 accumulators hold their scores' (then P's) float bits in place.
+__device__ __forceinline__ float as_f(float x) { return x; }
+__device__ __forceinline__ float as_f(int x) { return __int_as_float(x); }
+__device__ __forceinline__ void  set_f(float & r, float v) { r = v; }
+__device__ __forceinline__ void  set_f(int & r, float v) { r = __float_as_int(v); }
 // Byte i of w as a signed int8, as a float.
 __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8_t((w >> (8 * i)) & 0xFFu)); }
 
@@ -105,7 +123,8 @@ __device__ __forceinline__ void transpose_v(const uint8_t * raw, uint8_t * vt, i
     }
 }
 
-template <int F>
+// kExpH2: the exponentials as f16 pairs (exp2_e4m3x2) instead of f32 (an A/B variant, AttnKernel::mma8_h2)
+template <int F, bool kExpH2>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                     const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, SplitPlan plan,
                                                                     RopeTabs tabs, float scale) {
@@ -249,15 +268,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     float       sigma = 1.0f, rebase = 1.0f;  // O is kept in units of sigma; rebase: old sigma / new, once
     float4 *    tab = frame_tab + ((threadIdx.x - 128) / 32) * kMaxBlocks;
     const float sl2 = scale * 1.4426950408889634f;
-    float       s[BK / 8][4];
-    int         si[BK / 8][4];
+    // S in the registers its MMA wrote; int8's s32 values become floats in place (kMagic + acc as bits),
+    // and the scores' exponent arguments and P follow in the same 64 registers, for both formats.
+    std::conditional_t<kInt8, int, float> sa[BK / 8][4];
     uint32_t    pa[BK / 32][4];  // P' of the previous tile in e4m3, waiting for its P V
 
     auto release = [&](uint64_t * bar) {
         __syncwarp();
         if (lane == 0) tma::mbar_arrive(bar);
     };
-    // A new key frame: rotate the temporal pairs by its angle, re-quantize them; int8: q8 . mean.
     // A new key frame, before its first S: rotate the temporal pairs by its angle, re-quantize them.
     auto new_frame = [&](int lf) {
         q_frame = lf;
@@ -283,7 +302,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             }
     };
     // ... and after its first S was issued (the loads' latency hides under the MMAs): the frame's block
-    // constants, and for int8 keys the mean term.
+    // constants, and for int8 keys the mean term (its 32 loads per thread are most of int8's spills:
+    // 264 bytes vs fp8's 132, per ptxas; moving them before the MMA saved only 12).
     auto frame_consts = [&]() {
         {  // lane b: block b's constants, against the frame's largest value scale
             const int   nb = K.layout.blocks();
@@ -334,8 +354,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
         for (int kk = 0; kk < D / 32; ++kk) {
             const uint64_t dk = wg::desc_sw128(kb + kk * 32, 16, 1024);
-            if constexpr (kInt8) wg::mma_m64n128k32_s8(si, qf[kk], dk, kk > 0);
-            else wg::mma_m64n128k32_e4m3(s, qf[kk], dk, kk > 0);
+            if constexpr (kInt8) wg::mma_m64n128k32_s8(sa, qf[kk], dk, kk > 0);
+            else wg::mma_m64n128k32_e4m3(sa, qf[kk], dk, kk > 0);
         }
         wg::commit();
         if (fresh) frame_consts();
@@ -368,7 +388,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
             for (int j = 0; j < BK / 8; ++j)
 #pragma unroll
-                for (int c = 0; c < 4; ++c) s[j][c] = __int_as_float(si[j][c] + 0x4B400000);  // kMagic + acc, exactly (|acc| < 2^22)
+                for (int c = 0; c < 4; ++c) sa[j][c] += 0x4B400000;  // as a float: kMagic + acc, exactly (|acc| < 2^22)
         }
         if (__shfl_sync(0xffffffffu, int(j0 + BK > min(jend, wg_first_lim)), 0)) {  // partial tile (uniform)
             const int n0 = int(min(lim0, jend) - j0), n1 = int(min(lim1, jend) - j0);
@@ -377,16 +397,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
                 for (int c = 0; c < 2; ++c) {
                     const int key = 8 * j + 2 * t + c;
-                    s[j][c] += mask_bias(key, n0);
-                    s[j][2 + c] += mask_bias(key, n1);
+                    set_f(sa[j][c], as_f(sa[j][c]) + mask_bias(key, n0));
+                    set_f(sa[j][2 + c], as_f(sa[j][2 + c]) + mask_bias(key, n1));
                 }
         }
         // raw maxima per row and block (the blocks' scales differ), then the true row maxima
         float r00 = -INFINITY, r01 = -INFINITY, r10 = -INFINITY, r11 = -INFINITY;
 #pragma unroll
         for (int j = 0; j < BK / 8; ++j) {
-            if (j < BK / 16) r00 = fmaxf(r00, fmaxf(s[j][0], s[j][1])), r10 = fmaxf(r10, fmaxf(s[j][2], s[j][3]));
-            else r01 = fmaxf(r01, fmaxf(s[j][0], s[j][1])), r11 = fmaxf(r11, fmaxf(s[j][2], s[j][3]));
+            if (j < BK / 16) r00 = fmaxf(r00, fmaxf(as_f(sa[j][0]), as_f(sa[j][1]))), r10 = fmaxf(r10, fmaxf(as_f(sa[j][2]), as_f(sa[j][3])));
+            else r01 = fmaxf(r01, fmaxf(as_f(sa[j][0]), as_f(sa[j][1]))), r11 = fmaxf(r11, fmaxf(as_f(sa[j][2]), as_f(sa[j][3])));
         }
 #pragma unroll
         for (int off = 1; off <= 2; off <<= 1) {
@@ -412,9 +432,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         for (int j = 0; j < BK / 8; ++j) {
             const bool second = j >= BK / 16;
             const float ea = second ? e01 : e00, fa = second ? f01 : f00, eb = second ? e11 : e10, fb = second ? f11 : f10;
-            s[j][0] = fast_exp2(fmaf(s[j][0], ea, fa)), s[j][1] = fast_exp2(fmaf(s[j][1], ea, fa));
-            s[j][2] = fast_exp2(fmaf(s[j][2], eb, fb)), s[j][3] = fast_exp2(fmaf(s[j][3], eb, fb));
-        }
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const float x = fmaf(as_f(sa[j][c]), c < 2 ? ea : eb, c < 2 ? fa : fb);
+                set_f(sa[j][c], kExpH2 ? x : fast_exp2(x));
+            }
+        }  // kExpH2: pack_p takes the exponentials
         // for the row sums: they are of P itself, P' / multiplier (no sigma)
         cm_n0 = cm0, cm_n1 = cm1, ip_n0 = bc0.w, ip_n1 = bc1.w;
     };
@@ -452,8 +475,13 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
                 const int j = 4 * kk + 2 * hf;
-                pa[kk][2 * hf + 0] = e4m3x4(s[j][0], s[j][1], s[j + 1][0], s[j + 1][1]);
-                pa[kk][2 * hf + 1] = e4m3x4(s[j][2], s[j][3], s[j + 1][2], s[j + 1][3]);
+                if constexpr (kExpH2) {
+                    pa[kk][2 * hf + 0] = __byte_perm(exp2_e4m3x2(as_f(sa[j][0]), as_f(sa[j][1])), exp2_e4m3x2(as_f(sa[j + 1][0]), as_f(sa[j + 1][1])), 0x5410);
+                    pa[kk][2 * hf + 1] = __byte_perm(exp2_e4m3x2(as_f(sa[j][2]), as_f(sa[j][3])), exp2_e4m3x2(as_f(sa[j + 1][2]), as_f(sa[j + 1][3])), 0x5410);
+                } else {
+                    pa[kk][2 * hf + 0] = e4m3x4(as_f(sa[j][0]), as_f(sa[j][1]), as_f(sa[j + 1][0]), as_f(sa[j + 1][1]));
+                    pa[kk][2 * hf + 1] = e4m3x4(as_f(sa[j][2]), as_f(sa[j][3]), as_f(sa[j + 1][2]), as_f(sa[j + 1][3]));
+                }
             }
     };
 
@@ -467,8 +495,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     if (cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
 
     auto land_s = [&]() {
-        if constexpr (kInt8) wg::fence_regs(si);
-        else wg::fence_regs(s);
+        wg::fence_regs(sa);
     };
     TileCursor<BK> cur(K, j_begin, block_lim);
     int            it = 0;
@@ -514,14 +541,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #endif
 }
 
-template <int F>
+template <int F, bool kExpH2>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, const SplitPlan & plan, float scale, cudaStream_t stream) {
     Maps      maps{};
     const int tpf = K.view.tokens_per_frame, slots = K.view.capacity();
     if (!tma::encode(maps.k, K.store + K.layout.k_data, false, D, heads, tpf, slots, K.layout.slot_bytes, BK, 128, true) ||
         !tma::encode(maps.v, K.store + K.layout.v_data, false, D, heads, tpf, slots, K.layout.slot_bytes, BK, 128, true))
         return cudaErrorNotSupported;
-    auto *            kern = attention_ws8_kernel<F>;
+    auto *            kern = attention_ws8_kernel<F, kExpH2>;
     static const bool regs_ok = [kern] {
         cudaFuncAttributes a{};
         return cudaFuncGetAttributes(&a, kern) == cudaSuccess && a.numRegs == (65536 / kThreads) / 8 * 8;
@@ -542,7 +569,8 @@ bool attention_ws8_supported(const AttnKeys & keys, int head_dim) {
            keys.rope.pairs_t <= 16 * kTQ && keys.view.visible_frames() > keys.tail_frames && keys.layout.blocks() <= kMaxBlocks;
 }
 
-cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale, cudaStream_t stream) {
+cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale, bool exp_h2,
+                          cudaStream_t stream) {
     if (!attention_ws8_supported(keys, head_dim)) return cudaErrorInvalidValue;
     const int hist = keys.view.visible_frames() - keys.tail_frames;
     const int n = keys.nsplit > 1 ? keys.nsplit : 1;
@@ -550,8 +578,11 @@ cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int
     if (n > 1 && !keys.split_scratch) return cudaErrorInvalidValue;
     SplitPlan plan;
     plan.f0 = 0, plan.nf = hist, plan.n = keys.tail_frames > 0 ? n - 1 : n;
-    cudaError_t e = keys.layout.fmt == KvFormat::int8 ? launch<int(KvFormat::int8)>(out, q, Lq, heads, keys, plan, scale, stream)
-                                                      : launch<int(KvFormat::fp8)>(out, q, Lq, heads, keys, plan, scale, stream);
+    const bool  i8 = keys.layout.fmt == KvFormat::int8;
+    cudaError_t e  = i8 ? (exp_h2 ? launch<int(KvFormat::int8), true>(out, q, Lq, heads, keys, plan, scale, stream)
+                                  : launch<int(KvFormat::int8), false>(out, q, Lq, heads, keys, plan, scale, stream))
+                        : (exp_h2 ? launch<int(KvFormat::fp8), true>(out, q, Lq, heads, keys, plan, scale, stream)
+                                  : launch<int(KvFormat::fp8), false>(out, q, Lq, heads, keys, plan, scale, stream));
     if (e != cudaSuccess) return e;
     if (keys.tail_frames > 0) {
         e = attention_ws_tail(out, q, Lq, heads, head_dim, keys, n - 1, scale, stream);

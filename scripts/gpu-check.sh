@@ -3,7 +3,9 @@
 # DiT streaming benchmark (avs-bench + the PyTorch reference), and write logs and results under $OUT
 # (default ./out). Header-only build dependencies come from .gpudeps/ (scripts/fetch-gpu-deps.sh,
 # run where Debian's apt works).
-#   scripts/gpu-check.sh [--arch 90a] [--no-bench | --bench dit|decode|kv|all] [--skip-tests]
+#   scripts/gpu-check.sh [--arch 90a] [--no-bench | --bench dit|decode|kv|all] [--skip-tests] [--profile-attention]
+# --profile-attention: Nsight Compute over the attention throughput test (every kernel and format at
+# the 1.3B chunk shape), averaged per kernel -> $OUT/ncu-attention.txt (which pipe bounds each kernel).
 # Results record $AVS_COMMIT when set (the device's copy of the tree may carry stale git metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,12 +14,14 @@ mkdir -p "$OUT"
 arch=90a
 bench=all
 skip_tests=0
+profile=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch="$2"; shift 2 ;;
     --no-bench) bench=none; shift ;;
     --bench) bench="$2"; shift 2 ;;
     --skip-tests) skip_tests=1; shift ;;
+    --profile-attention) profile=1; shift ;;
     *) echo "gpu-check.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -60,6 +64,19 @@ else
   echo "compute-sanitizer not found: sanitizer runs skipped" | tee -a "$OUT/ctest-cuda.log"
 fi
 fi  # skip_tests
+if [ "$profile" = 1 ]; then
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -n 1 || true)
+  if [ -n "$ncu" ]; then
+    # tensor (gmma) vs SFU (xu) vs FMA/ALU pipes, issue-slot use, stall reasons, local-memory (spill) traffic
+    timeout 500 "$ncu" --kernel-name regex:'attention_ws|merge_splits' --print-summary per-kernel \
+      --section SpeedOfLight --section ComputeWorkloadAnalysis --section InstructionStats --section WarpStateStats \
+      --metrics sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_bytes_pipe_lsu_mem_local_op_ld.sum,l1tex__t_bytes_pipe_lsu_mem_local_op_st.sum \
+      "$build/tests/avs_tests_cuda" "attention throughput at the 1.3B chunk shape per KV format (informational)" > "$OUT/ncu-attention.txt" 2>&1
+    echo "ncu (attention): rc=$? -> ncu-attention.txt" | tee -a "$OUT/ctest-cuda.log"
+  else
+    echo "ncu not found: --profile-attention skipped" | tee -a "$OUT/ctest-cuda.log"
+  fi
+fi
 set -e
 if [ "$bench" = all ] || [ "$bench" = kv ]; then
   # KV cache formats (issue 4 parts 4-6): bytes, peak VRAM, fps, drift vs bf16 over 60 s of video,

@@ -24,12 +24,15 @@ namespace {
 
 using kernels::AttnKernel;
 // Every tensor-core attention kernel (on Hopper: automatic = warp-specialized, the opt-in 8-bit MMA one
-// for fp8 / int8 stores at head_dim 128 (else warp-specialized), wgmma, mma.sync; elsewhere the pins
-// fall back to mma.sync); the previous choice is restored afterwards.
-constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::mma8, AttnKernel::wgmma, AttnKernel::mma_sync};
+// and its f16-exponential variant for fp8 / int8 stores at head_dim 128 (else warp-specialized), wgmma,
+// mma.sync; elsewhere the pins fall back to mma.sync); the previous choice is restored afterwards.
+constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::mma8, AttnKernel::mma8_h2, AttnKernel::wgmma, AttnKernel::mma_sync};
+constexpr AttnKernel kWs8Kernels[]  = {AttnKernel::mma8, AttnKernel::mma8_h2};
+bool is_ws8(AttnKernel k) { return k == AttnKernel::mma8 || k == AttnKernel::mma8_h2; }
 const char * attn_kernel_name(AttnKernel k) {
     return k == AttnKernel::automatic ? "automatic" : k == AttnKernel::wgmma ? "wgmma" : k == AttnKernel::mma_sync ? "mma_sync"
          : k == AttnKernel::mma8    ? "ws8"
+         : k == AttnKernel::mma8_h2 ? "ws8h2"
                                       : "ws";
 }
 struct PinAttnKernel {
@@ -112,7 +115,7 @@ TEST_CASE("ring attention kernel matches the CPU twin for every KV format on wra
                               << " window " << window << " kernel " << attn_kernel_name(kc) << " rel err " << e);
                     // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine); the 8-bit
                     // kernel (automatic, fp8 / int8, D 128 on Hopper) also rounds Q (int8 / e4m3 per row) and P (e4m3)
-                    const bool mma8 = kc == AttnKernel::mma8 && D == 128 && (fmt == KvFormat::fp8 || fmt == KvFormat::int8);
+                    const bool mma8 = is_ws8(kc) && D == 128 && (fmt == KvFormat::fp8 || fmt == KvFormat::int8);
                     if (mma8) WARN("8-bit MMA kernel, D 128, " << kv_format_name(fmt) << " " << rope_mode_name(mode) << " sinks " << sinks << " rel err " << e);
                     REQUIRE(e < (mma8 ? 6e-2 : 2e-2));
                 }
@@ -218,8 +221,8 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
         // bf16: every kernel side by side (A/B in one process); the other formats on the default one
         for (AttnKernel kc : kAttnKernels) {
             const bool is8 = fmt == KvFormat::fp8 || fmt == KvFormat::int8;  // both Hopper kernels side by side
-            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic && !(is8 && kc == AttnKernel::mma8)) continue;
-            if (fmt == KvFormat::bf16 && kc == AttnKernel::mma8) continue;  // same as automatic there
+            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic && !(is8 && is_ws8(kc))) continue;
+            if (fmt == KvFormat::bf16 && is_ws8(kc)) continue;  // same as automatic there
             PinAttnKernel pin(kc);
             REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
             REQUIRE(gpu->synchronize().ok());
@@ -280,9 +283,12 @@ TEST_CASE("8-bit MMA attention follows the host model of its roundings on an une
     for (KvFormat fmt : {KvFormat::int8, KvFormat::fp8})
         for (float spread : {0.0f, 1.0f}) {
             const test::Q8Case c = test::make_q8_case(fmt, spread);
-            const double       e = test::rel_err(run_q8_case(*gpu, c, AttnKernel::mma8), test::q8_model_out(c, 0.088f, num));
-            WARN(kv_format_name(fmt) << ", value-scale spread " << spread << ": 8-bit kernel vs its host model rel diff " << e);
-            CHECK(e < 1e-2);
+            const Tensor       model = test::q8_model_out(c, 0.088f, num);
+            for (AttnKernel kc : kWs8Kernels) {
+                const double e = test::rel_err(run_q8_case(*gpu, c, kc), model);
+                WARN(attn_kernel_name(kc) << ", " << kv_format_name(fmt) << ", value-scale spread " << spread << ": vs its host model rel diff " << e);
+                CHECK(e < 1e-2);
+            }
         }
 }
 
@@ -298,12 +304,15 @@ TEST_CASE("8-bit MMA attention follows its host model over a full 1.3B window wi
         const test::Q8Case c = test::make_q8_case(fmt, 1.0f, sh);
         Tensor twin = Tensor::host(DType::f32, c.q.shape());
         REQUIRE(cpu.attention_ring(twin, c.q, c.store, c.L, c.view, c.tail_k, c.tail_v, c.rope, 0.088f).ok());
-        const Tensor got = run_q8_case(*gpu, c, AttnKernel::mma8), model = test::q8_model_out(c, 0.088f, num);
-        const double e_model = test::rel_err(got, model);
-        WARN(kv_format_name(fmt) << ": 8-bit kernel vs its host model rel diff " << e_model << "; kernel vs exact twin "
-                                 << test::rel_err(got, twin) << ", model vs twin " << test::rel_err(model, twin)
-                                 << ", dequantizing kernel vs twin " << test::rel_err(run_q8_case(*gpu, c, AttnKernel::warp_specialized), twin));
-        CHECK(e_model < 2e-2);
+        const Tensor model = test::q8_model_out(c, 0.088f, num);
+        WARN(kv_format_name(fmt) << ": model vs exact twin " << test::rel_err(model, twin) << ", dequantizing kernel vs twin "
+                                 << test::rel_err(run_q8_case(*gpu, c, AttnKernel::warp_specialized), twin));
+        for (AttnKernel kc : kWs8Kernels) {
+            const Tensor got     = run_q8_case(*gpu, c, kc);
+            const double e_model = test::rel_err(got, model);
+            WARN(attn_kernel_name(kc) << ", " << kv_format_name(fmt) << ": vs its host model rel diff " << e_model << ", vs exact twin " << test::rel_err(got, twin));
+            CHECK(e_model < 2e-2);
+        }
     }
 }
 
