@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 
 using namespace avs;
@@ -256,12 +257,13 @@ TEST_CASE("100 random live switches of format, window, sinks, RoPE mode and offl
         KvCacheConfig n;
         n.format    = formats[rng() % formats.size()];
         n.window    = 3 + int(rng() % 10);
-        n.sinks     = int(rng() % 4);
+        n.sinks     = int(rng() % 9);  // up to three chunks: raises that cover the next chunk, and raises over evicted frames
         n.rope_mode = rng() % 2 ? RopeMode::window : RopeMode::absolute;
         n.offload   = rng() % 4 == 0;
         INFO("switch " << i << ": " << kv_format_name(n.format) << " window " << n.window << " sinks " << n.sinks);
         REQUIRE(gen->reconfigure_cache(n).ok());
         REQUIRE(gen->cache().config().format == n.format);
+        REQUIRE(gen->cache().config().sinks <= n.sinks);  // clamped to the held prefix at most
         REQUIRE(gen->next_chunk(noise, x).ok());
         for (int64_t j = 0; j < x.numel(); ++j) REQUIRE(std::isfinite(x.data<float>()[j]));
     }
@@ -282,4 +284,151 @@ TEST_CASE("a live switch to the same cache settings changes nothing", "[kv_forma
         REQUIRE(b->next_chunk(noise, x).ok());
         REQUIRE(test::bit_equal(x, ra[size_t(i)]));
     }
+}
+
+// Sinks are the stream's first frames. Raised before any frame was evicted, they fill as the chunks are
+// written, exactly as if the stream had started with them (the chunk being generated falls inside the
+// sink range here: it must stay visible).
+TEST_CASE("a live sink increase before any eviction equals starting with those sinks", "[kv_format][switch]") {
+    CpuBackend be;
+    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 3).value();
+    REQUIRE(dit->set_zero_context().ok());
+    KvCacheConfig c;
+    c.window = 6, c.sinks = 6, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
+    auto       a  = tiny_gen(*dit, c);
+    const auto ra = rollout(*a, 5, 8);
+    KvCacheConfig c0 = c;
+    c0.sinks = 0;
+    auto        b = tiny_gen(*dit, c0);
+    SeededNoise noise(8);
+    for (int i = 0; i < 5; ++i) {
+        if (i == 1) {
+            REQUIRE(b->reconfigure_cache(c).ok());
+            REQUIRE(b->cache().config().sinks == 6);
+        }
+        Tensor x = Tensor::host(DType::f32, Shape{16, 3, kLh, kLw});
+        REQUIRE(b->next_chunk(noise, x).ok());
+        INFO("chunk " << i);
+        REQUIRE(test::bit_equal(x, ra[size_t(i)]));
+    }
+}
+
+// Raised after the first frames were evicted, sinks grow only over the held prefix (here: none), and the
+// stream goes on exactly as with that geometry; it never fails for want of frames.
+TEST_CASE("a live sink increase after evictions keeps the held prefix and the stream going", "[kv_format][switch]") {
+    CpuBackend be;
+    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 4).value();
+    REQUIRE(dit->set_zero_context().ok());
+    for (int sinks0 : {0, 1}) {
+        KvCacheConfig c;
+        c.window = 6, c.sinks = sinks0, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
+        auto a = tiny_gen(*dit, c), b = tiny_gen(*dit, c);
+        SeededNoise na(9), nb(9);
+        Tensor      xa = Tensor::host(DType::f32, Shape{16, 3, kLh, kLw}), xb = xa;
+        for (int i = 0; i < 3; ++i) {
+            REQUIRE(a->next_chunk(na, xa).ok());
+            REQUIRE(b->next_chunk(nb, xb).ok());
+        }
+        KvCacheConfig more = c;
+        more.sinks = 12;  // frames sinks0 .. 2 are gone (the ring holds 3..8)
+        REQUIRE(b->reconfigure_cache(more).ok());
+        INFO("sinks " << sinks0 << " -> 12");
+        REQUIRE(b->cache().config().sinks == sinks0);
+        REQUIRE(a->reconfigure_cache(c).ok());  // the same geometry, for the comparison
+        for (int i = 0; i < 4; ++i) {
+            REQUIRE(a->next_chunk(na, xa).ok());
+            REQUIRE(b->next_chunk(nb, xb).ok());
+            REQUIRE(test::bit_equal(xa, xb));
+        }
+    }
+}
+
+// A commit <-> step switch changes the number of caches: the history is carried (from the cleanest
+// entries), not dropped, and nothing unwritten becomes visible.
+TEST_CASE("a live switch between commit and step mode carries the history", "[kv_format][switch]") {
+    CpuBackend be;
+    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 5).value();
+    REQUIRE(dit->set_zero_context().ok());
+    KvCacheConfig c;
+    c.window = 9, c.sinks = 1, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
+    auto        gen = tiny_gen(*dit, c);
+    SeededNoise noise(10);
+    Tensor      x = Tensor::host(DType::f32, Shape{16, 3, kLh, kLw});
+    for (int i = 0; i < 2; ++i) REQUIRE(gen->next_chunk(noise, x).ok());
+    for (CacheMode mode : {CacheMode::step, CacheMode::commit}) {
+        const int64_t next0 = gen->chunks_done() * 3;
+        // what the commit cache (or the last step's) holds before the switch, frame by frame
+        const KvCache & old = gen->cache();
+        const RingView  ov  = old.view(next0 + 3);
+        std::map<int64_t, Tensor> held;
+        for (int32_t l = 0; l < ov.visible_frames() - 3; ++l) {
+            const int64_t f = ov.frame_of_logical(l);
+            Tensor        k = Tensor::host(DType::f32, Shape{16, dit->config().heads, dit->config().head_dim()}), v = k;
+            REQUIRE(be.kv_read(k, v, old.store(old.caches() - 1, 0), old.layout(), ov.slot_of_frame(f)).ok());
+            held[f] = k;
+        }
+        KvCacheConfig n = c;
+        n.mode = mode;
+        REQUIRE(gen->reconfigure_cache(n).ok());
+        const KvCache & nc = gen->cache();
+        REQUIRE(nc.caches() == (mode == CacheMode::step ? 2 : 1));
+        const RingView nv = nc.view(next0 + 3);
+        REQUIRE(nv.visible_frames() - 3 == int(held.size()));
+        for (int ci = 0; ci < nc.caches(); ++ci)
+            for (int32_t l = 0; l < nv.visible_frames() - 3; ++l) {
+                const int64_t f = nv.frame_of_logical(l);
+                REQUIRE(held.count(f));
+                Tensor k = Tensor::host(DType::f32, held[f].shape()), v = k;
+                REQUIRE(be.kv_read(k, v, nc.store(ci, 0), nc.layout(), nv.slot_of_frame(f)).ok());
+                REQUIRE(test::bit_equal(k, held[f]));
+            }
+        for (int i = 0; i < 2; ++i) {
+            REQUIRE(gen->next_chunk(noise, x).ok());
+            for (int64_t j = 0; j < x.numel(); ++j) REQUIRE(std::isfinite(x.data<float>()[j]));
+        }
+    }
+}
+
+// reset() starts a new stream from frame 0 in the same storage: after a live window change hid part of
+// the history, the new stream must still see its own frames (and equal a fresh generator).
+TEST_CASE("reset after a live window change restarts like a fresh generator", "[kv_format][switch]") {
+    CpuBackend be;
+    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 6).value();
+    REQUIRE(dit->set_zero_context().ok());
+    KvCacheConfig c;
+    c.window = 6, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
+    auto gen = tiny_gen(*dit, c);
+    (void)rollout(*gen, 3, 11);
+    KvCacheConfig w = c;
+    w.window = 12;  // frames 0..2 are gone: the new window's start is hidden
+    REQUIRE(gen->reconfigure_cache(w).ok());
+    gen->reset();
+    auto       fresh = tiny_gen(*dit, w);
+    const auto want = rollout(*fresh, 4, 12), got = rollout(*gen, 4, 12);
+    for (size_t i = 0; i < want.size(); ++i) REQUIRE(test::bit_equal(got[i], want[i]));
+}
+
+// The latents hook (the decoder's input) sees each chunk once, also when a call failed after it ran
+// and the chunk is generated again.
+TEST_CASE("a chunk retried after a late failure reaches the latents hook once", "[kv_format][switch]") {
+    CpuBackend be;
+    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 7).value();
+    REQUIRE(dit->set_zero_context().ok());
+    KvCacheConfig c;
+    c.window = 6, c.format = KvFormat::f32;
+    auto gen   = tiny_gen(*dit, c);
+    int  calls = 0;
+    gen->set_latents_hook([&](const Tensor &) {
+        ++calls;
+        return Status{};
+    });
+    SeededNoise noise(13);
+    Tensor      bad = Tensor::host(DType::f32, Shape{16, 3, kLh, kLw + 1}), x = Tensor::host(DType::f32, Shape{16, 3, kLh, kLw});
+    REQUIRE_FALSE(gen->next_chunk(noise, bad).ok());  // fails at the download, after the hook and the commit pass
+    REQUIRE(calls == 1);
+    REQUIRE(gen->chunks_done() == 0);
+    REQUIRE(gen->next_chunk(noise, x).ok());
+    REQUIRE(calls == 1);
+    REQUIRE(gen->next_chunk(noise, x).ok());
+    REQUIRE(calls == 2);
 }

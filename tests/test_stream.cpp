@@ -151,4 +151,31 @@ TEST_CASE("stream on the default avatar waits for audio and generates as it arri
     REQUIRE_FALSE(st->pop_frame(f));
     st->stop();
 }
+
+// Settings that start a new segment interrupt the wait for audio; the interrupted chunks were never
+// generated, so they must not count against the frames the engine may run ahead (it stalled for good
+// after two such changes).
+TEST_CASE("stream on the default avatar keeps generating after settings changes interrupt its wait for audio", "[stream][default_model]") {
+    StreamSettings s;
+    s.backend = "cpu", s.config = "default", s.decoder = "tiny", s.window = 9, s.rope_mode = "window";
+    s.max_ahead_s = 1.0;  // 16 frames: two lost promises of 9 would fill it
+    auto       st = Stream::start(s);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (st->stats().model_name.empty() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(st->stats().model_name == "avatarstream-default");
+    for (double shift : {4.0, 4.5, 5.5}) {  // a new segment each (the model stays loaded)
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        s.shift = shift;
+        st->apply(s);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    REQUIRE(st->stats().model_loads == 1);
+    std::vector<float> tone(24000);
+    for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.3f * std::sin(0.05f * float(i));
+    st->push_audio(tone.data(), int64_t(tone.size()));
+    const auto got = pop_n(*st, 21, 120);  // two chunks: 9 + 12 frames
+    REQUIRE(got.size() == 21);
+    st->stop();
+}
 #endif

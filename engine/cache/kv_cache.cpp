@@ -81,15 +81,8 @@ Result<KvCache> KvCache::create(Backend & backend, const KvCacheConfig & cfg, in
 
 RingView KvCache::view(int64_t end_frame) const {
     RingView v{cfg_.sinks, window_slots_, tokens_per_frame_, end_frame, cfg_.rope_mode};
-    v.valid_sinks   = valid_sinks_;
     v.history_begin = history_begin_;
     return v;
-}
-
-void KvCache::note_written(int64_t frame0, int frames) {
-    // sink slots fill in order; after a live sink increase the new ones become valid as they are written
-    if (valid_sinks_ < cfg_.sinks && frame0 <= valid_sinks_)
-        valid_sinks_ = int32_t(std::min<int64_t>(cfg_.sinks, std::max<int64_t>(valid_sinks_, frame0 + frames)));
 }
 
 // ---- offload ----
@@ -164,22 +157,24 @@ Status KvCache::read_slot(int cache, int layer, int32_t slot, const Tensor & k, 
 Result<KvCache> KvCache::migrate(const KvCacheConfig & cfg_in, int64_t next_frame0) const {
     KvCacheConfig cfg = cfg_in;
     cfg.max_total_frames = -1;  // a live stream
+    // Which absolute frames this cache holds: what its view shows just before the next chunk.
+    const RingView old_v = view(std::max<int64_t>(next_frame0, 0));
+    auto           held  = [&](int64_t f) {
+        if (f < 0 || f >= next_frame0) return false;
+        return f < old_v.visible_sinks() || f >= old_v.ring_begin();
+    };
+    // Sinks are the stream's first frames: they can grow only over frames still held. With all of
+    // [0, next_frame0) held, the sink slots past it fill as the next chunks are written.
+    int64_t prefix = 0;
+    while (prefix < next_frame0 && held(prefix)) ++prefix;
+    if (prefix < next_frame0 && cfg.sinks > prefix) cfg.sinks = int(prefix);
     AVS_ASSIGN_OR_RETURN(KvCache n, create(*be_, cfg, layers_, tokens_per_frame_, heads_, head_dim_));
     if (off_) AVS_TRY(off_->copy->synchronize());
     AVS_TRY(be_->synchronize());
-    if (n.caches() != caches() || next_frame0 <= 0) return n;  // a step-count change starts over (nothing to carry)
+    if (next_frame0 <= 0) return n;
 
-    // Which absolute frames this cache holds: what its view shows just before the next chunk.
-    const RingView old_v = view(next_frame0);
-    auto           held  = [&](int64_t f) {
-        if (f < 0 || f >= next_frame0) return false;
-        const int32_t s = old_v.visible_sinks();
-        return f < s || (f >= old_v.ring_begin() && f < next_frame0);
-    };
-    // The new view before the next chunk: keep the sink prefix and the window run that exist.
-    n.valid_sinks_ = 0;
-    while (n.valid_sinks_ < n.cfg_.sinks && n.valid_sinks_ < next_frame0 && held(n.valid_sinks_)) ++n.valid_sinks_;
-    int64_t hb = next_frame0;
+    // The window run that exists; frames the new window wants but this cache no longer has stay hidden.
+    int64_t       hb         = next_frame0;
     const int64_t want_begin = std::max<int64_t>(n.cfg_.sinks, next_frame0 + cfg.chunk_frames - n.window_slots_);
     while (hb - 1 >= want_begin && held(hb - 1)) --hb;
     n.history_begin_ = hb;
@@ -192,10 +187,14 @@ Result<KvCache> KvCache::migrate(const KvCacheConfig & cfg_in, int64_t next_fram
     const Shape  fs{tokens_per_frame_, heads_, head_dim_};
     AVS_ASSIGN_OR_RETURN(Tensor k, be_->alloc(dt, fs));
     AVS_ASSIGN_OR_RETURN(Tensor v, be_->alloc(dt, fs));
-    for (int c = 0; c < caches(); ++c)
+    // Same cache count: each carries its own entries. A commit <-> step switch changes the count; every
+    // new cache then starts from the old one with the cleanest entries (the commit cache, or the last
+    // step's), which keeps the history instead of restarting the video.
+    const bool same = n.caches() == caches();
+    for (int c = 0; c < n.caches(); ++c)
         for (int l = 0; l < layers_; ++l)
             for (int64_t f : frames) {
-                AVS_TRY(read_slot(c, l, old_v.slot_of_frame(f), k, v));
+                AVS_TRY(read_slot(same ? c : caches() - 1, l, old_v.slot_of_frame(f), k, v));
                 const RingView one = n.view(f + 1);
                 const int64_t  s   = one.slot_of_frame(f);
                 if (n.off_) {

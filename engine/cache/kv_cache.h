@@ -84,15 +84,18 @@ public:
     Status         begin_pass(int cache, int64_t end_frame, int tail_frames);
     Result<Tensor> acquire(int cache, int layer);
     Status         release(int cache, int layer, int64_t frame0, int frames);
-    // Bookkeeping after a chunk's frames were written (sink validity after a live geometry change).
-    void note_written(int64_t frame0, int frames);
+    // A new stream from frame 0 in the same storage (Generator::reset): every slot its views show is
+    // written before it is read, so only the history hidden by a live change is shown again.
+    void restart() { history_begin_ = 0; }
 
     // Resident store of (cache, layer) (device, or pinned host when offloaded).
     const Tensor & store(int cache, int layer) const { return stores_[size_t(cache * layers_ + layer)]; }
 
     // A new cache with `cfg` holding the frames of this one that the new geometry shows before
-    // `next_frame0` (the next chunk's first frame), re-encoded to the new format. Frames the new
-    // geometry wants but this cache no longer has are marked invalid in the new view.
+    // `next_frame0` (the next chunk's first frame), re-encoded to the new format. Window frames the new
+    // geometry wants but this cache no longer has stay hidden in its views. Sinks are the stream's
+    // first frames, so they grow only over frames still held: config().sinks is `cfg.sinks` clamped to
+    // the held prefix [0, p) when frames before `next_frame0` were evicted (p < next_frame0).
     Result<KvCache> migrate(const KvCacheConfig & cfg, int64_t next_frame0) const;
 
     KvMemory memory() const;
@@ -108,7 +111,6 @@ private:
     KvLayout              layout_{};
     int                   layers_ = 0, tokens_per_frame_ = 0, heads_ = 0, head_dim_ = 0;
     int                   window_slots_ = 0;
-    int32_t               valid_sinks_ = 0x7fffffff;
     int64_t               history_begin_ = 0;
     std::vector<Tensor>   stores_;  // [caches * layers]
 

@@ -36,9 +36,8 @@ struct RingView {
     int32_t  tokens_per_frame;  // tokens stored per frame slot
     int64_t  end_frame;         // exclusive end of the visible range (end of the current chunk)
     RopeMode rope_mode;
-    // After a live change of window or sinks only part of the new geometry may hold data: sink slots
-    // [0, valid_sinks) and window frames >= history_begin (the defaults: everything).
-    int32_t  valid_sinks   = 0x7fffffff;
+    // After a live change of the window only part of it may hold data: window frames >= history_begin
+    // (the default: everything). Sinks always do (KvCache::migrate).
     int64_t  history_begin = 0;
 
     AVS_HD int32_t capacity() const { return sinks + window; }
@@ -46,10 +45,7 @@ struct RingView {
     AVS_HD int32_t slot_of_frame(int64_t f) const {
         return f < sinks ? int32_t(f) : int32_t(sinks + (f - sinks) % window);
     }
-    AVS_HD int32_t visible_sinks() const {
-        const int32_t s = end_frame < sinks ? int32_t(end_frame) : sinks;
-        return s < valid_sinks ? s : valid_sinks;
-    }
+    AVS_HD int32_t visible_sinks() const { return end_frame < sinks ? int32_t(end_frame) : sinks; }
     AVS_HD int64_t ring_begin() const {
         int64_t b = end_frame - window;
         if (b < sinks) b = sinks;

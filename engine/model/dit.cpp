@@ -181,9 +181,7 @@ Status Dit::forward_chunk(const Tensor & x, const std::vector<double> & t, KvCac
     plan.frame0      = frame0;
     plan.write_kv    = write_kv;
     AVS_TRY(cache.begin_pass(cache_index, frame0 + x.dim(1), int(x.dim(1))));
-    AVS_TRY(forward_impl(x, t, plan, out, taps));
-    if (write_kv) cache.note_written(frame0, int(x.dim(1)));
-    return {};
+    return forward_impl(x, t, plan, out, taps);
 }
 
 Status Dit::forward_full(const Tensor & x, const std::vector<double> & t, int chunk_frames, const Tensor & out) {

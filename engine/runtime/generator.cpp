@@ -71,9 +71,12 @@ Status Generator::reconfigure_cache(const KvCacheConfig & c) {
     return {};
 }
 
-// Visibility derives from the chunk index alone and every chunk writes its own K/V before reading,
-// so restarting at chunk 0 needs no cache clearing.
-void Generator::reset() { chunk_ = 0; }
+// Visibility derives from the chunk index and every chunk writes its own K/V before reading, so
+// restarting at chunk 0 needs no cache clearing; only what a live change hid is shown again.
+void Generator::reset() {
+    chunk_ = 0, hooked_ = -1;
+    cache_.restart();
+}
 
 Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, ChunkStats * stats, bool commit) {
     using clock = std::chrono::steady_clock;
@@ -113,7 +116,11 @@ Status Generator::next_chunk(NoiseSource & noise, const Tensor & out_host, Chunk
         AVS_TRY(be.synchronize());
         if (stats) stats->step_ms.push_back(ms(t0, clock::now()));
     }
-    if (hook_) AVS_TRY(hook_(x0_));
+    // once per chunk: a call retried after a failed commit pass must not decode the chunk twice
+    if (hook_ && hooked_ != chunk_) {
+        AVS_TRY(hook_(x0_));
+        hooked_ = chunk_;
+    }
     if (!step_mode && commit) {
         const auto t0 = clock::now();
         // Clean pass at t = 0: overwrites the chunk's noisy K/V with those of x0.

@@ -97,6 +97,7 @@ private:
     KvCache             cache_;
     std::vector<double> t_;
     int64_t             chunk_ = 0;
+    int64_t             hooked_ = -1;  // the last chunk whose latents went to the hook
     Tensor              x_, v_, x0_, eps_;  // device [C, F, h, w]
     Tensor              host_noise_;
     std::function<Status(const Tensor &)> hook_;

@@ -47,6 +47,7 @@ void Stream::set_cache_stats(const KvCache & c) {
     const KvMemory m = c.memory();
     stats_.kv_format = kv_format_name(c.config().format), stats_.kv_bytes = m.store_bytes, stats_.kv_device_bytes = m.device_bytes;
     stats_.offload = c.config().offload;
+    stats_.kv_window = c.config().window, stats_.kv_sinks = c.config().sinks;
 }
 
 struct Stream::Model {
@@ -219,6 +220,10 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     {
         std::lock_guard<std::mutex> lock(m_);
         gen_at_start = wanted_gen_;
+        // frames a failed segment promised but never delivered (its pipeline was not flushed) must not
+        // hold this one back: what is not yet popped is what is queued
+        promised_ = popped_ + int64_t(frames_.size());
+        stats_.cache_note.clear();
     }
     auto drain = [&] {
         DecodedFrame f;
@@ -279,6 +284,11 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
                 lock.lock();
                 ++stats_.cache_switches;
                 set_cache_stats(gen->cache());
+                const int kept = gen->cache().config().sinks;
+                stats_.cache_note = kept < kc.sinks ? "sinks: " + std::to_string(kc.sinks) + " asked, " + std::to_string(kept) +
+                                                          " kept (sinks are the first frames; frame " + std::to_string(kept) +
+                                                          " was evicted before the change)"
+                                                    : std::string();
                 const KvMemory km = gen->cache().memory();
                 traffic = km.h2d_bytes + km.d2h_bytes;
             }
@@ -287,13 +297,18 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
                 drain();
                 continue;
             }
-            // a stream's first latent gives 1 frame, every later one 4
-            promised_ += int64_t(cur.chunk_frames) * kPixelFramesPerLatent - (gen->chunks_done() == 0 ? kPixelFramesPerLatent - 1 : 0);
         }
-        ChunkStats cs;
+        // a stream's first latent gives 1 frame, every later one 4; promised once generated (a chunk
+        // that fails or is interrupted gives nothing)
+        const int64_t promise = int64_t(cur.chunk_frames) * kPixelFramesPerLatent - (gen->chunks_done() == 0 ? kPixelFramesPerLatent - 1 : 0);
+        ChunkStats    cs;
         if (const Status cst = gen->next_chunk(noise, none, &cs, true); !cst.ok()) {
             if (leaving()) break;  // interrupted while waiting for audio: new settings or stop
             return cst;
+        }
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            promised_ += promise;
         }
         drain();
         const auto   now  = clock::now();

@@ -68,6 +68,8 @@ struct StreamStats {
     bool                offload = false;
     double              offload_gbps = 0;             // host<->device KV traffic over the last chunk (GB/s of wall time)
     int64_t             cache_switches = 0;           // live cache changes applied
+    int                 kv_window = 0, kv_sinks = 0;  // the cache's geometry in effect
+    std::string         cache_note;                   // what the last live cache change could not do
     std::string         kv_format, backend, decoder, model_name;
     int                 width = 0, height = 0;
 };
