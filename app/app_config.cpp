@@ -75,13 +75,26 @@ Status save_app_config(const std::string & path, const AppConfig & c) {
               {"kv_format", s.kv_format}, {"offload", s.offload}, {"rope_mode", s.rope_mode}, {"context", s.context}, {"window", s.window},
               {"sinks", s.sinks}, {"steps", s.steps}, {"seed", s.seed}, {"audio", c.audio}, {"audio_device", c.audio_device},
               {"audio_file", c.audio_file}, {"record_dir", c.record_dir}, {"vsync", c.vsync}};
+    // JSON holds UTF-8 only; a path that is not (a legal Linux file name) is reported, not thrown
+    std::string text;
+    try {
+        text = j.dump(2);
+    } catch (const json::exception &) {
+        for (const auto & [key, value] : j.items()) try {
+                (void) value.dump();
+            } catch (const json::exception &) {
+                return make_error(ErrorCode::invalid_argument, "%s: not saved: field '%s' is not valid UTF-8 (JSON holds UTF-8 text only)",
+                                  path.c_str(), key.c_str());
+            }
+        return make_error(ErrorCode::invalid_argument, "%s: not saved: a value is not valid UTF-8", path.c_str());
+    }
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     const std::string tmp = path + ".tmp";
     {
         std::ofstream f(tmp);
         if (!f) return make_error(ErrorCode::io, "%s: cannot write", tmp.c_str());
-        f << j.dump(2) << "\n";
+        f << text << "\n";
         if (!f.good()) return make_error(ErrorCode::io, "%s: write failed", tmp.c_str());
     }
     std::filesystem::rename(tmp, path, ec);

@@ -96,6 +96,10 @@ int run_headless(AppConfig & cfg, const Flags & fl) {
             err = make_error(ErrorCode::internal, "engine: %s", st.message.c_str());
             break;
         }
+        if (rec && !rec->error().ok()) {  // e.g. the disk is full: stop now (the file keeps what it has)
+            err = rec->error();
+            break;
+        }
         // present frames at their timestamps, as the window would
         const double now_s = started ? std::chrono::duration<double>(clock::now() - t0).count() : 0.0;
         DecodedFrame f;

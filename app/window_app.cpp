@@ -3,6 +3,7 @@
 #include "app/audio/audio_source.h"
 #include "app/gpu/renderer.h"
 #include "app/gpu/window.h"
+#include "app/record/record_path.h"
 #include "app/record/recording_session.h"
 #include "app/ui/panels.h"
 #include "engine/runtime/stream.h"
@@ -103,12 +104,25 @@ int run_windowed(AppConfig & cfg, const WindowRunOptions & opt) {
             }
             current = std::move(pending), have_current = true, have_pending = false, fresh = true;
             ++shown;
+            const int w = int(current.rgba.dim(1)), h = int(current.rgba.dim(0));
+            std::string rolled;  // a new frame size (another model or resolution) continues in a new file
+            if (rec && (w != rec->width() || h != rec->height())) {
+                rolled = rec->path();
+                stop_recording();
+                want_record = true;
+            }
             if (want_record && !rec) {
                 RecorderOptions o;
-                o.path = ui.record_path, o.width = int(current.rgba.dim(1)), o.height = int(current.rgba.dim(0));
+                // never over an earlier take: "name.mp4" exists -> "name-2.mp4", ...
+                o.path = unique_record_path(cfg.record_dir, ui.record_path), o.width = w, o.height = h;
                 auto r = RecordingSession::start(o, rec_ring);
-                if (r) rec = std::move(r).value(), ui.recording = true, ui.record_status = "recording " + o.path + " (" + rec->codec() + ")";
-                else ui.record_status = r.status().message();
+                if (r) {
+                    rec = std::move(r).value(), ui.recording = true;
+                    ui.record_status = "recording " + o.path + " (" + rec->codec() + ", " + std::to_string(w) + "x" + std::to_string(h) + ")";
+                    if (!rolled.empty()) ui.record_status += "; the frame size changed, so " + rolled + " was finished";
+                } else {
+                    ui.record_status = r.status().message();
+                }
                 want_record = false;
             }
             if (rec) rec->push_frame(current);

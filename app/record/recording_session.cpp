@@ -16,6 +16,7 @@ Result<std::unique_ptr<RecordingSession>> RecordingSession::start(const Recorder
     s->rec_   = std::move(rec);
     s->audio_ = std::move(audio);
     s->path_  = opt.path;
+    s->width_ = opt.width, s->height_ = opt.height;
     s->codec_ = s->rec_->video_codec_name();
     if (s->audio_) s->audio_->skip(s->audio_->available());  // audio starts with the recording
     s->thread_ = std::thread([p = s.get()] { p->run(); });
@@ -77,7 +78,10 @@ void RecordingSession::run() {
                 done = true;
             }
         }
-        if (have && error().ok()) {
+        if (have && error().ok() && (f.rgba.ndim() != 3 || f.rgba.dim(0) != height_ || f.rgba.dim(1) != width_ || f.rgba.dim(2) != 4)) {
+            fail(make_error(ErrorCode::invalid_argument, "%s: frame %lld is %s, the recording is %dx%d RGBA (a new size needs a new file)",
+                            path_.c_str(), (long long) f.index, f.rgba.shape().str().c_str(), width_, height_));
+        } else if (have && error().ok()) {
             if (first_index_ < 0) first_index_ = f.index;
             if (Status s = rec_->push_video(f.rgba.data<uint8_t>(), f.index - first_index_); !s.ok()) fail(s);
             else ++frames_;

@@ -24,7 +24,8 @@ public:
     ~RecordingSession();  // stop()
 
     // Queue a frame (any index: the recording's first frame becomes time 0). Never blocks; frames
-    // beyond a few seconds of backlog are dropped and counted.
+    // beyond a few seconds of backlog are dropped and counted. A frame of another size than the
+    // recording's is an error (the file keeps what came before; a new size needs a new file).
     void   push_frame(const DecodedFrame & f);
     // Flush, write the trailer, join the thread; returns the first error (which names the file).
     Status stop();
@@ -33,6 +34,8 @@ public:
     int64_t     frames_dropped() const { return dropped_.load(); }
     std::string path() const { return path_; }
     std::string codec() const { return codec_; }
+    int         width() const { return width_; }
+    int         height() const { return height_; }
     Status      error() const;
 
 private:
@@ -42,6 +45,7 @@ private:
     std::unique_ptr<Mp4Recorder> rec_;
     std::shared_ptr<AudioRing>   audio_;
     std::string                  path_, codec_;
+    int                          width_ = 0, height_ = 0;
     mutable std::mutex           m_;
     std::condition_variable      cv_;
     std::deque<DecodedFrame>     queue_;

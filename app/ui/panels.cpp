@@ -44,7 +44,8 @@ void stream_panel(UiState & ui, const StreamStats & st, UiActions & a) {
     StreamSettings & s = ui.edit.stream;
     ImGui::TextDisabled("applied at the next chunk boundary");
     input_text("model path", s.model);
-    if (s.model.empty()) combo("preset (random weights)", s.config, {"tiny", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"});
+    // default: the embedded avatar (assets/); the others are architectures with random weights
+    if (s.model.empty()) combo("preset", s.config, {"default", "tiny", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b"});
     combo("backend", s.backend, {"auto", "cuda", "cpu"});
     ImGui::SliderInt("window (latent frames)", &s.window, 1, 60);
     remember(ui, "window");
@@ -104,8 +105,9 @@ void stats_panel(const UiState & ui, const StreamStats & st) {
     ImGui::Text("generated %.1f fps (x%.2f real time), shown %.1f fps", st.fps, st.realtime_factor, ui.presented_fps);
     ImGui::Text("chunk %.0f ms, decode %.0f ms", st.chunk_ms, st.decode_ms);
     ImGui::Text("behind real time %.2f s, mic-to-frame latency ~%.2f s", ui.behind_s, st.latency_s);
-    ImGui::Text("VRAM %s, KV %s (%s, %s on the device)", mib(st.vram_bytes).c_str(), mib(st.kv_bytes).c_str(), st.kv_format.c_str(),
-                mib(st.kv_device_bytes).c_str());
+    ImGui::Text("VRAM %s, KV %s (%s, window %d, sinks %d, %s on the device)", mib(st.vram_bytes).c_str(), mib(st.kv_bytes).c_str(),
+                st.kv_format.c_str(), st.kv_window, st.kv_sinks, mib(st.kv_device_bytes).c_str());
+    if (!st.cache_note.empty()) ImGui::TextWrapped("%s", st.cache_note.c_str());
     if (st.offload) ImGui::Text("offload: %.2f GB/s host <-> device", st.offload_gbps);
     else ImGui::TextDisabled("offload: off");
     ImGui::Text("%dx%d, %lld chunks, %lld frames, %lld dropped", st.width, st.height, (long long) st.chunks, (long long) st.frames,

@@ -171,6 +171,39 @@ TEST_CASE("avatarstream finishes the recording on SIGINT and names a malformed s
     std::filesystem::remove_all(dir);
 }
 
+// A full disk (here: a file-size limit) ends a headless recording run at once with an error naming
+// the file, instead of generating on and discarding every frame until it is stopped.
+TEST_CASE("avatarstream --headless stops with an error naming the file when the recording cannot be written", "[app][headless]") {
+    auto              dir = temp_dir("full");
+    const std::string mp4 = (dir / "out.mp4").string(), log = (dir / "log.txt").string();
+    // no --seconds: only the error can end it (timeout's 124 would mean it ran on)
+    const std::string cmd = "timeout 120 bash -c \"trap '' XFSZ; ulimit -f 24; exec " + std::string(AVS_APP_EXE) +
+                            " --headless --backend cpu --config tiny --audio silence --no-save --record " + mp4 + "\" > " + log + " 2>&1";
+    const int raw = std::system(cmd.c_str());
+    std::ifstream     f(log);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    INFO(ss.str());
+    REQUIRE(WIFEXITED(raw));
+    REQUIRE(WEXITSTATUS(raw) != 0);
+    REQUIRE(WEXITSTATUS(raw) != 124);
+    REQUIRE_THAT(ss.str(), Catch::Contains(mp4));
+    std::filesystem::remove_all(dir);
+}
+
+// A legal Linux file name that is not UTF-8 cannot go into the JSON settings: a warning that names the
+// field, the run itself unaffected (it threw out of main and aborted).
+TEST_CASE("avatarstream warns that a non-UTF-8 path cannot be saved in its settings", "[app][headless]") {
+    auto              dir = temp_dir("utf8");
+    const std::string wav = (dir / "tone\xff.wav").string(), cfg = (dir / "settings.json").string();
+    write_tone_wav(wav, 16000, 1.0);
+    Run r = run("--headless --backend cpu --config tiny --seconds 0.5 --audio-file '" + wav + "' --settings " + cfg, dir);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    REQUIRE_THAT(r.out, Catch::Contains("audio_file") && Catch::Contains("UTF-8"));
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("avatarstream window shows the video letterboxed beside the panels and records", "[app][window]") {
     auto dir = temp_dir("window");
     const std::string mp4 = (dir / "out.mp4").string(), shot = (dir / "shot.ppm").string(), cfg = (dir / "settings.json").string();

@@ -2,6 +2,8 @@
 // libavcodec (codecs, frame count, durations, colours, A/V sync, audio frequency), plus the failure
 // paths: MPEG-4 fallback, unwritable path, a killed process and a full disk (in forked children).
 #include "app/record/mp4_recorder.h"
+#include "app/record/record_path.h"
+#include "app/record/recording_session.h"
 
 #include <catch2/catch.hpp>
 
@@ -459,4 +461,55 @@ TEST_CASE("Mp4Recorder keeps what was written when the disk fills up", "[app][re
     check_frames_match(d, w, h);
     std::printf("record disk full: %zu bytes on disk, %zu frames decodable\n", static_cast<size_t>(size),
                 d.frames.size());
+}
+
+// A frame of another size (the model or resolution changed mid-recording) must not be read as one of
+// the recording's size (it overran the buffer): an error that names the file and both sizes, and the
+// file keeps every frame before it.
+TEST_CASE("RecordingSession rejects a frame of another size and keeps the file", "[app][record]") {
+    const int          w = 64, h = 48;
+    const std::string  path = temp_path("resize.mp4");
+    RecorderOptions    o = options(path, w, h);
+    auto               r = avs::RecordingSession::start(o, nullptr);
+    REQUIRE(r.ok());
+    auto & rec = *r.value();
+    auto   frame = [](int fw, int fh, int64_t k) {
+        avs::DecodedFrame f;
+        f.index = k;
+        f.rgba  = avs::Tensor::host(avs::DType::u8, avs::Shape{fh, fw, 4});
+        const std::vector<uint8_t> px = make_frame(fw, fh, k);
+        std::copy(px.begin(), px.end(), f.rgba.data<uint8_t>());
+        return f;
+    };
+    for (int64_t k = 0; k < 20; ++k) rec.push_frame(frame(w, h, k));
+    rec.push_frame(frame(32, 32, 20));  // smaller: the old code read w*h*4 bytes from it
+    rec.push_frame(frame(w, h, 21));
+    const avs::Status st = rec.stop();
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.message().find(path) != std::string::npos);
+    CHECK(st.message().find("32, 32, 4") != std::string::npos);
+    CHECK(st.message().find("64x48") != std::string::npos);
+    CHECK(rec.frames_written() == 20);
+    const Decoded d = decode_file(path, w, h);
+    REQUIRE(d.error.empty());
+    CHECK(d.frames.size() == 20);
+}
+
+TEST_CASE("the record button's path goes under the recording folder and never over an earlier take", "[app][record]") {
+    const std::string dir = temp_path("takes");
+    fs::create_directories(dir);
+    CHECK(avs::unique_record_path(dir, "take.mp4") == (fs::path(dir) / "take.mp4").string());
+    CHECK(avs::unique_record_path(dir, "") == (fs::path(dir) / "avatarstream.mp4").string());
+    std::FILE * f = std::fopen((fs::path(dir) / "take.mp4").c_str(), "w");
+    REQUIRE(f);
+    std::fclose(f);
+    CHECK(avs::unique_record_path(dir, "take.mp4") == (fs::path(dir) / "take-2.mp4").string());
+    f = std::fopen((fs::path(dir) / "take-2.mp4").c_str(), "w");
+    REQUIRE(f);
+    std::fclose(f);
+    CHECK(avs::unique_record_path(dir, "take.mp4") == (fs::path(dir) / "take-3.mp4").string());
+    // an absolute path ignores the folder; no folder: the working directory
+    const std::string abs = (fs::path(dir) / "abs.mp4").string();
+    CHECK(avs::unique_record_path("/nonexistent-folder", abs) == abs);
+    CHECK(avs::unique_record_path("", "x.mp4") == "x.mp4");
 }
