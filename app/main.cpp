@@ -100,6 +100,10 @@ int run_headless(AppConfig & cfg, const Flags & fl) {
             err = rec->error();
             break;
         }
+        if (const std::string as = audio.source->status(); as.rfind("error:", 0) == 0) {  // a device or file that failed while running
+            err = make_error(ErrorCode::io, "audio (%s): %s", audio.source->name().c_str(), as.c_str() + 7);
+            break;
+        }
         // present frames at their timestamps, as the window would
         const double now_s = started ? std::chrono::duration<double>(clock::now() - t0).count() : 0.0;
         DecodedFrame f;

@@ -132,6 +132,17 @@ int run_windowed(AppConfig & cfg, const WindowRunOptions & opt) {
         }
         ui.presented_fps = fps_ema;
         ui.level = audio.source->level().read();
+        ui.audio_status = audio.source->status();
+        if (ui.audio_status.rfind("error:", 0) == 0 && audio.source->kind() != AudioSourceKind::silence) {
+            // failed while running (device unplugged, a file that stopped decoding): the avatar goes on,
+            // on silence, and the panel says why
+            const std::string why = ui.audio_status;
+            audio.source->stop();
+            AppConfig silent = cfg;
+            silent.audio = "silence";
+            audio = open_audio(silent, rec_ring);
+            ui.audio_name = audio.source->name(), ui.audio_message = why + " -- switched to silence";
+        }
         // the engine hears what the source delivers (audio-driven models generate as it arrives)
         for (size_t n; (n = audio.source->ring().read(abuf.data(), abuf.size())) > 0;) stream->push_audio(abuf.data(), int64_t(n));
         if (rec && !rec->error().ok()) stop_recording();

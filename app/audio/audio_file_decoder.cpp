@@ -57,9 +57,10 @@ Status AudioFileDecoder::open_streams() {
     source_rate_     = codec_->sample_rate;
     source_channels_ = codec_->ch_layout.nb_channels;
     codec_name_      = dec->name;
-    if (source_rate_ <= 0 || source_channels_ <= 0) {
-        return make_error(ErrorCode::format, "audio file '%s': audio stream reports %d Hz, %d channels", p,
-                          source_rate_, source_channels_);
+    // what the resampler takes (Resampler::create), checked here so that opening fails, not playback
+    if (source_rate_ < 1000 || source_rate_ > 768000 || source_channels_ < 1 || source_channels_ > 64) {
+        return make_error(ErrorCode::format, "audio file '%s': audio stream reports %d Hz, %d channels (expected 1000..768000 Hz, 1..64 channels)",
+                          p, source_rate_, source_channels_);
     }
     if (st->duration != AV_NOPTS_VALUE && st->duration > 0) {
         duration_s_ = double(st->duration) * av_q2d(st->time_base);
@@ -89,8 +90,9 @@ Status AudioFileDecoder::convert_frame(std::vector<float> & out) {
         resampler_.reset();
     }
     if (!resampler_) {
-        AVS_ASSIGN_OR_RETURN(Resampler r, Resampler::create(rate, ch, fmt));
-        resampler_.emplace(std::move(r));
+        Result<Resampler> r = Resampler::create(rate, ch, fmt);
+        if (!r) return r.status().with_context("audio file '" + path_ + "'");
+        resampler_.emplace(std::move(r).value());
     }
     return resampler_->process_raw(frame_->extended_data, frame_->nb_samples, out)
         .with_context("audio file '" + path_ + "'");

@@ -87,6 +87,7 @@ void audio_panel(UiState & ui, UiActions & a) {
     input_text("audio file", ui.edit.audio_file);
     if (ImGui::Button("Use this source")) a.reopen_audio = true;
     ImGui::Text("now: %s", ui.audio_name.c_str());
+    if (!ui.audio_status.empty()) ImGui::TextDisabled("%s", ui.audio_status.c_str());
     if (!ui.audio_message.empty()) ImGui::TextWrapped("%s", ui.audio_message.c_str());
     // level: -60..0 dBFS mapped to the bar
     const float frac = std::clamp((ui.level.rms_db + 60.0f) / 60.0f, 0.0f, 1.0f);

@@ -18,6 +18,7 @@ struct UiState {
     AppConfig                     edit;             // what the knobs show (applied on request)
     std::vector<AudioInputDevice> devices;          // refreshed on request
     std::string                   audio_name, audio_message;
+    std::string                   audio_status;     // the source's own state line, live
     LevelReading                  level{};
     bool                          recording = false;
     std::string                   record_path = "avatarstream.mp4";

@@ -471,6 +471,17 @@ TEST_CASE("file source: missing and non-audio files are errors naming the path",
     REQUIRE_FALSE(bad.ok());
     CHECK(bad.status().message().find(junk) != std::string::npos);
     std::filesystem::remove(junk);
+
+    // a valid WAV at a rate the resampler cannot take fails when opened (it failed at the first read,
+    // unseen), naming the path and the rate
+    const std::string slow = temp_path("500hz.wav");
+    write_wav_s16(slow, 500, 1, std::vector<int16_t>(500, 1000));
+    spec.file_path = slow;
+    auto low = open_audio_source(spec);
+    REQUIRE_FALSE(low.ok());
+    CHECK(low.status().message().find(slow) != std::string::npos);
+    CHECK(low.status().message().find("500 Hz") != std::string::npos);
+    std::filesystem::remove(slow);
 }
 
 // ---- silence --------------------------------------------------------------------------------------
