@@ -57,6 +57,7 @@ TEST_CASE("audio conditioning: the output follows the audio, and a chunk never h
     auto       dit = Dit::random_init(be, audio_tiny(), test::test_seed()).value();
     REQUIRE_THAT(dit->set_context(test::randn(Shape{3, 64}, 1)).message(), Catch::Contains("audio"));
     REQUIRE_THAT(dit->set_audio(test::randn(Shape{3, 30, 80}, 1)).message(), Catch::Contains("[frames, 32, 80]"));
+    REQUIRE_THAT(dit->set_audio(Tensor::host(DType::bf16, Shape{3, 32, 80})).message(), Catch::Contains("expected host f32"));
     const Tensor x = test::randn(Shape{16, 2 * kC, kH, kW}, 2);
     const std::vector<double> t(size_t(2 * kC), 500.0);
     Tensor a = windows(2 * kC, 3), b = windows(2 * kC, 3);

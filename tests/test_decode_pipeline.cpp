@@ -140,6 +140,20 @@ TEST_CASE("decode pipeline drops the oldest frames for a slow consumer and repor
         REQUIRE_THAT(s.message(), Catch::Contains("chunk 1") && Catch::Contains("stand-in failure"));
         REQUIRE_FALSE(p.value()->submit(chunk_latents(2, F, h, w)).ok());  // the error sticks
     }
+    {
+        // latents that cannot be taken (wrong shape) are an error each time and free their slot:
+        // max_in_flight of them blocked every later submit for good
+        auto dit = make_cpu_backend();
+        auto dbe = make_cpu_backend();
+        Backend & r = *dbe;
+        DecodePipeline::Options o;
+        o.max_in_flight = 2;
+        auto p = DecodePipeline::create(*dit, std::move(dbe), std::make_unique<ChannelDecoder>(r), Shape{16, F, h, w}, o);
+        REQUIRE(p.ok());
+        for (int i = 0; i < 4; ++i) REQUIRE_FALSE(p.value()->submit(chunk_latents(0, F + 1, h, w)).ok());
+        REQUIRE(p.value()->submit(chunk_latents(0, F, h, w)).ok());
+        REQUIRE(p.value()->flush().ok());
+    }
     auto dit = make_cpu_backend();
     REQUIRE_FALSE(DecodePipeline::create(*dit, make_cpu_backend(), nullptr, Shape{16, F, h, w}, {}).ok());
 }

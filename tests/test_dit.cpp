@@ -173,6 +173,12 @@ TEST_CASE("a checkpoint loads identically under official, diffusers and prefixed
         // the tiny preset has 2 heads of 64: load again with its config
         auto e = Dit::load(be, (dir / (std::string(f) + ".safetensors")).string(), &cfg);
         REQUIRE(e.ok());
+        // a caller's config is checked like a file's (heads 0 divided by zero)
+        ModelConfig zero = cfg;
+        zero.heads = 0;
+        auto z = Dit::load(be, (dir / (std::string(f) + ".safetensors")).string(), &zero);
+        REQUIRE_FALSE(z.ok());
+        REQUIRE_THAT(z.status().message(), Catch::Contains("heads") && Catch::Contains(std::string(f) + ".safetensors"));
         KvCache c1 = make_cache(be, cfg, CacheMode::commit, 3);
         Tensor  got = Tensor::host(DType::f32, x.shape());
         REQUIRE(e.value()->forward_chunk(x, {700, 700, 700}, c1, 0, 0, got).ok());

@@ -25,6 +25,7 @@ Result<std::unique_ptr<Dit>> Dit::load(Backend & backend, const std::string & pa
         AVS_LOG_INFO("%s: no config given; inferred dim %d, %d layers, %d heads, ffn %d from tensor shapes", path.c_str(),
                      cfg.dim, cfg.layers, cfg.heads, cfg.ffn_dim);
     }
+    AVS_TRY(cfg.validate().with_context(path));  // a caller's config too: its numbers size everything below
     std::unique_ptr<Dit> dit(new Dit(backend, cfg));
     const uint64_t before = backend.bytes_in_use();
     AVS_TRY(load_weights(backend, cfg, *ckpt, dit->w_));
@@ -67,6 +68,9 @@ Status Dit::set_audio(const Tensor & windows) {
     if (c.conditioning != Conditioning::audio)
         return make_error(ErrorCode::invalid_argument, "model '%s' is %s-conditioned: it takes no audio", c.name.c_str(),
                           conditioning_name(c.conditioning));
+    if (windows.dtype() != DType::f32 || windows.device() != Device::cpu)
+        return make_error(ErrorCode::invalid_argument, "audio windows are %s on the %s, expected host f32 log-mel frames", dtype_name(windows.dtype()),
+                          windows.device() == Device::cpu ? "host" : "device");
     if (windows.ndim() != 3 || windows.dim(1) != c.audio_window || windows.dim(2) != c.audio_mels || windows.dim(0) < 1)
         return make_error(ErrorCode::shape, "audio windows have shape %s, expected [frames, %d, %d] (log-mel frames x bands)",
                           windows.shape().str().c_str(), c.audio_window, c.audio_mels);

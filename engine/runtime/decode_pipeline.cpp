@@ -93,8 +93,16 @@ Status DecodePipeline::submit(const Tensor & latents) {
     // On the DiT's stream, in order after the latents were written; the decode stream waits for it.
     Job job;
     job.slot = slot;
-    AVS_TRY(dit_.copy(slots_[size_t(slot)], latents));
-    AVS_ASSIGN_OR_RETURN(job.ready, dit_.record_event());
+    Status st = dit_.copy(slots_[size_t(slot)], latents);
+    if (st.ok()) {
+        if (auto ev = dit_.record_event(); ev) job.ready = std::move(ev).value();
+        else st = ev.status();
+    }
+    if (!st.ok()) {  // the slot goes back, or max_in_flight such failures would block submit for good
+        std::lock_guard<std::mutex> lock(m_);
+        slot_busy_[size_t(slot)] = false;
+        return st;
+    }
     {
         std::lock_guard<std::mutex> lock(m_);
         job.chunk = submitted_++;
