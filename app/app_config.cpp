@@ -58,12 +58,15 @@ Result<AppConfig> load_app_config(const std::string & path) {
     AVS_TRY(get(j, "window", s.window, path));
     AVS_TRY(get(j, "sinks", s.sinks, path));
     AVS_TRY(get(j, "steps", s.steps, path));
+    if (j.contains("seed") && !j.at("seed").is_number_unsigned())
+        return make_error(ErrorCode::format, "%s: field 'seed' is %s (expected an integer >= 0)", path.c_str(), j.at("seed").dump().c_str());
     AVS_TRY(get(j, "seed", s.seed, path));
     AVS_TRY(get(j, "audio", c.audio, path));
     AVS_TRY(get(j, "audio_device", c.audio_device, path));
     AVS_TRY(get(j, "audio_file", c.audio_file, path));
     AVS_TRY(get(j, "record_dir", c.record_dir, path));
     AVS_TRY(get(j, "vsync", c.vsync, path));
+    AVS_TRY(s.validate().with_context(path));
     if (c.audio != "mic" && c.audio != "file" && c.audio != "silence")
         return make_error(ErrorCode::format, "%s: field 'audio' is '%s' (expected mic, file or silence)", path.c_str(), c.audio.c_str());
     return c;

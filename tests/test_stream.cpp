@@ -122,6 +122,23 @@ TEST_CASE("stream reports bad settings as an error state and recovers on new set
     REQUIRE(st->stats().state == "running");
 }
 
+TEST_CASE("stream settings name the field and the accepted values of a bad choice", "[stream]") {
+    REQUIRE(tiny_settings().validate().ok());
+    auto bad = [](auto edit) {
+        StreamSettings s = tiny_settings();
+        edit(s);
+        return s.validate().message();
+    };
+    // these fell back silently (a typo meant another decoder or RoPE mode)
+    REQUIRE_THAT(bad([](StreamSettings & s) { s.decoder = "wam"; }), Catch::Contains("decoder") && Catch::Contains("tiny, wan"));
+    REQUIRE_THAT(bad([](StreamSettings & s) { s.rope_mode = "x"; }), Catch::Contains("rope_mode") && Catch::Contains("window, absolute"));
+    REQUIRE_THAT(bad([](StreamSettings & s) { s.backend = "gpu"; }), Catch::Contains("backend"));
+    REQUIRE_THAT(bad([](StreamSettings & s) { s.kv_format = "int3"; }), Catch::Contains("kv_format"));
+    REQUIRE_THAT(bad([](StreamSettings & s) { s.window = 0; }), Catch::Contains("window"));
+    REQUIRE_THAT(bad([](StreamSettings & s) { s.sinks = -1; }), Catch::Contains("sinks"));
+    REQUIRE_THAT(bad([](StreamSettings & s) { s.width = 100; }), Catch::Contains("multiples of 16"));
+}
+
 #if defined(AVS_HAVE_FFTW3F)
 TEST_CASE("stream on the default avatar waits for audio and generates as it arrives", "[stream][default_model]") {
     StreamSettings s;

@@ -43,6 +43,31 @@ Result<KvCacheConfig> cache_config(const StreamSettings & s, const Backend & be)
 
 } // namespace
 
+Status StreamSettings::validate() const {
+    auto one_of = [](const char * field, const std::string & v, std::initializer_list<const char *> ok) -> Status {
+        std::string list;
+        for (const char * o : ok) {
+            if (v == o) return {};
+            if (!list.empty()) list += ", ";
+            list += o;
+        }
+        return make_error(ErrorCode::invalid_argument, "%s is '%s' (expected %s)", field, v.c_str(), list.c_str());
+    };
+    AVS_TRY(one_of("backend", backend, {"auto", "cpu", "cuda"}));
+    AVS_TRY(one_of("decoder", decoder, {"tiny", "wan"}));
+    AVS_TRY(one_of("rope_mode", rope_mode, {"window", "absolute"}));
+    if (kv_format != "auto") AVS_TRY(kv_format_parse(kv_format).status().with_context("kv_format"));
+    if (window < 1) return make_error(ErrorCode::invalid_argument, "window is %d (expected >= 1 latent frame)", window);
+    if (sinks < 0) return make_error(ErrorCode::invalid_argument, "sinks is %d (expected >= 0)", sinks);
+    if (steps < 1 || steps > 50) return make_error(ErrorCode::invalid_argument, "steps is %d (expected 1..50)", steps);
+    if (chunk_frames < 1) return make_error(ErrorCode::invalid_argument, "chunk_frames is %d (expected >= 1)", chunk_frames);
+    if (height < 0 || width < 0 || height % 16 || width % 16)
+        return make_error(ErrorCode::invalid_argument, "frame size %dx%d (expected multiples of 16, or 0 for the model's)", width, height);
+    if (shift < 0) return make_error(ErrorCode::invalid_argument, "shift is %g (expected > 0, or 0 for the model's)", shift);
+    if (!(max_ahead_s > 0)) return make_error(ErrorCode::invalid_argument, "max_ahead_s is %g (expected > 0)", max_ahead_s);
+    return {};
+}
+
 void Stream::set_cache_stats(const KvCache & c) {
     const KvMemory m = c.memory();
     stats_.kv_format = kv_format_name(c.config().format), stats_.kv_bytes = m.store_bytes, stats_.kv_device_bytes = m.device_bytes;
@@ -141,6 +166,7 @@ void Stream::run() {
 // One segment: build everything for `s`, then generate until stopped or until new settings arrive.
 // A segment starts a new video (fresh cache and decoder state); frame indices continue across segments.
 Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & model) {
+    AVS_TRY(s.validate().with_context("stream settings"));
     if (!model || !model->settings.same_model(s)) {
         model.reset();  // free the old weights first: two 14B models do not fit
         auto m = std::make_unique<Model>();

@@ -39,6 +39,9 @@ struct StreamSettings {
     uint64_t    seed = 0;
     double      max_ahead_s = 1.0;            // generate at most this far ahead of the consumer
 
+    // Every named choice is one of its values and every number in range; errors name the field.
+    Status validate() const;
+
     // Cache settings (format, offload, window, sinks, RoPE mode) change live: the video goes on and
     // the frames the new geometry shows are carried over. Anything else starts a new segment.
     bool same_except_cache(const StreamSettings & o) const {
