@@ -195,4 +195,35 @@ TEST_CASE("stream on the default avatar keeps generating after settings changes 
     REQUIRE(got.size() == 21);
     st->stop();
 }
+
+// Audio pushed while the stream is in an error state is heard by nobody: the next working settings
+// start a video at "now", not with the speech of the failed minutes (which also piled up unbounded).
+TEST_CASE("stream on the default avatar drops the audio pushed while its settings failed", "[stream][default_model]") {
+    StreamSettings s;
+    s.backend = "cpu", s.config = "default", s.decoder = "tiny", s.window = 9, s.rope_mode = "window";
+    s.max_ahead_s = 2.0;
+    StreamSettings bad = s;
+    bad.vae = "/nonexistent/decoder.safetensors";
+    auto st = Stream::start(bad);
+    REQUIRE(wait_state(*st, "error", 120));
+    std::vector<float> tone(16000 * 5);
+    for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.3f * std::sin(0.05f * float(i));
+    st->push_audio(tone.data(), int64_t(tone.size()));  // 5 s nobody hears
+    st->apply(s);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (st->stats().state != "loading" && st->stats().state != "running" && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (st->stats().message != "warming up" && st->stats().state != "running" && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // 1.5 s after the working settings: latents 0..5, two chunks, 21 frames, then it waits
+    tone.resize(24000);
+    st->push_audio(tone.data(), int64_t(tone.size()));
+    const auto got = pop_n(*st, 21, 120);
+    REQUIRE(got.size() == 21);
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    DecodedFrame f;
+    REQUIRE_FALSE(st->pop_frame(f));  // the stale 5 s would have fed more chunks
+    st->stop();
+}
 #endif

@@ -95,14 +95,18 @@ std::unique_ptr<Stream> Stream::start(const StreamSettings & s) {
 Stream::~Stream() { stop(); }
 
 void Stream::stop() {
-    stop_ = true;
+    {
+        // under the lock: the engine thread may be between its wait's check and its sleep
+        std::lock_guard<std::mutex> lock(m_);
+        stop_ = true;
+    }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
 }
 
 void Stream::push_audio(const float * samples, int64_t n) {
 #if defined(AVS_HAVE_FFTW3F)
-    if (audio_ && !text_model_) audio_->push(samples, n);
+    if (audio_ && !text_model_ && !drop_audio_) audio_->push(samples, n);
 #else
     (void) samples, (void) n;
 #endif
@@ -156,6 +160,12 @@ void Stream::run() {
         if (!st.ok()) {
             AVS_LOG_ERROR("stream: %s", st.message().c_str());
             set_state("error", st.message(), 0);
+#if defined(AVS_HAVE_FFTW3F)
+            // nothing hears audio until new settings work: drop it rather than start the next video
+            // with minutes of stale speech (and a buffer that grew all along)
+            drop_audio_ = true;
+            if (audio_) audio_->reset();
+#endif
             // wait for new settings (or stop) before trying again
             std::unique_lock<std::mutex> lock(m_);
             cv_.wait(lock, [&] { return stop_ || wanted_gen_ != gen; });
@@ -273,6 +283,7 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
         std::lock_guard<std::mutex> lock(m_);
         return stop_ || (wanted_gen_ != gen_at_start && !wanted_.same_except_cache(cur));
     };
+    drop_audio_ = false;
     if (mc.conditioning == Conditioning::audio) {
 #if defined(AVS_HAVE_FFTW3F)
         if (!audio_) return make_error(ErrorCode::internal, "no audio front end for an audio-conditioned model");

@@ -118,6 +118,7 @@ private:
     std::unique_ptr<LiveAudio> audio_;  // built with FFTW only
     int                        segments_ = 0;  // segments that reached generation (engine thread)
     std::atomic<bool>          text_model_{false};  // a text-conditioned model runs: pushed audio is dropped
+    std::atomic<bool>          drop_audio_{false};  // after an error, until a segment is set up: pushed audio is dropped
     std::thread             thread_;
 };
 
