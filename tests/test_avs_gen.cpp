@@ -94,6 +94,11 @@ TEST_CASE("avs-gen errors name the flag and what was expected", "[avs_gen]") {
     Run e = run_gen("--random-init --config tiny --height 60", dir);
     REQUIRE(e.code != 0);
     REQUIRE_THAT(e.out, Catch::Contains("--height"));
+    // outputs in a folder that is not there fail before generating, not after the run
+    Run f = run_gen("--backend cpu --random-init --config tiny --chunks 2 --dump-latents /nonexistent-avs-dir/l.safetensors", dir);
+    REQUIRE(f.code != 0);
+    REQUIRE_THAT(f.out, Catch::Contains("--dump-latents") && Catch::Contains("/nonexistent-avs-dir"));
+    REQUIRE_THAT(f.out, !Catch::Contains("chunk 0:"));
     std::filesystem::remove_all(dir);
 }
 

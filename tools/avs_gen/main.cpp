@@ -23,6 +23,7 @@
 #include <memory>
 #include <numeric>
 #include <chrono>
+#include <filesystem>
 
 using namespace avs;
 
@@ -208,16 +209,23 @@ int run(const Options & o) {
     };
     const auto wall0 = std::chrono::steady_clock::now();
 
+    // the whole run's latents are kept only to be written (an hour at 480x832 is ~6 GB); without
+    // --dump-latents they stay on the device (the decoder reads them there) and nothing is downloaded
     const int64_t total_frames = int64_t(o.chunks) * o.chunk_frames;
-    Tensor latents = Tensor::host(DType::f32, Shape{mc.out_channels, total_frames, g.height_latent, g.width_latent});
-    Tensor chunk   = Tensor::host(DType::f32, Shape{mc.out_channels, o.chunk_frames, g.height_latent, g.width_latent});
-    if (!latents.defined() || !chunk.defined()) return fail(make_error(ErrorCode::internal, "out of memory for the latents"));
+    const bool    keep         = !o.dump_latents.empty();
+    Tensor        latents, chunk;
+    if (keep) {
+        latents = Tensor::host(DType::f32, Shape{mc.out_channels, total_frames, g.height_latent, g.width_latent});
+        chunk   = Tensor::host(DType::f32, Shape{mc.out_channels, o.chunk_frames, g.height_latent, g.width_latent});
+        if (!latents.defined() || !chunk.defined())
+            return fail(make_error(ErrorCode::internal, "out of memory for --dump-latents (%lld latent frames)", (long long) total_frames));
+    }
     std::vector<double> totals;
     for (int c = 0; c < o.chunks; ++c) {
         ChunkStats st;
         // The last chunk's commit pass writes K/V nobody reads: skip it.
         if (auto s = gen.next_chunk(*noise, chunk, &st, c + 1 < o.chunks); !s.ok()) return fail(s);
-        for (int64_t ch = 0; ch < mc.out_channels; ++ch)
+        for (int64_t ch = 0; keep && ch < mc.out_channels; ++ch)
             for (int f = 0; f < o.chunk_frames; ++f)
                 std::copy_n(chunk.data<float>() + (ch * o.chunk_frames + f) * g.height_latent * g.width_latent,
                             g.height_latent * g.width_latent,
@@ -353,8 +361,21 @@ int main(int argc, char ** argv) {
         if (!app.count("--width") && df.width) o.width = *df.width;
         std::printf("model: the embedded default avatar (%s)\n", dm.value().dir.c_str());
     }
-    if (o.decoder == "none" && (!o.dump_frames.empty() || !o.trace.empty())) {
-        std::fprintf(stderr, "avs-gen: error: --dump-frames and --trace need --decoder tiny|wan\n");
+    if (o.decoder == "none" && (!o.dump_frames.empty() || !o.trace.empty() || app.count("--vae"))) {
+        std::fprintf(stderr, "avs-gen: error: --dump-frames, --trace and --vae need --decoder tiny|wan\n");
+        return 2;
+    }
+    // outputs are written after the run: a folder that is not there fails now, not after an hour
+    for (auto [flag, path] : {std::pair<const char *, const std::string *>{"--dump-latents", &o.dump_latents}, {"--dump-frames", &o.dump_frames},
+                              {"--trace", &o.trace}}) {
+        const std::filesystem::path dir = std::filesystem::path(*path).parent_path();
+        if (!path->empty() && !dir.empty() && !std::filesystem::is_directory(dir)) {
+            std::fprintf(stderr, "avs-gen: error: %s %s: the folder %s does not exist\n", flag, path->c_str(), dir.c_str());
+            return 2;
+        }
+    }
+    if (!o.dump_latents.empty() && o.dump_latents == o.dump_frames) {
+        std::fprintf(stderr, "avs-gen: error: --dump-latents and --dump-frames name the same file %s\n", o.dump_latents.c_str());
         return 2;
     }
     return run(o);
