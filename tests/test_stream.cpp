@@ -4,9 +4,12 @@
 // stream recovers.
 #include <catch2/catch.hpp>
 
+#include "engine/model/config.h"
 #include "engine/runtime/stream.h"
+#include "test_util.h"
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 using namespace avs;
@@ -224,6 +227,33 @@ TEST_CASE("stream on the default avatar drops the audio pushed while its setting
     std::this_thread::sleep_for(std::chrono::milliseconds(800));
     DecodedFrame f;
     REQUIRE_FALSE(st->pop_frame(f));  // the stale 5 s would have fed more chunks
+    st->stop();
+}
+
+// The stream's audio front end follows the model: a window of 16 log-mel frames (the default
+// avatar has 32) and 40 bands, where every chunk failed on a [3, 32, 80] window.
+TEST_CASE("stream feeds an audio model its own audio window and mel bands", "[stream]") {
+    ModelConfig c = config_preset("tiny").value();
+    c.name = "tiny-audio-16", c.conditioning = Conditioning::audio;
+    c.audio_mels = 40, c.audio_window = 16, c.audio_tokens = 4;
+    REQUIRE(c.validate().ok());
+    const auto path = test::temp_dir("stream-audio") / "config.json";
+    std::ofstream(path) << config_to_json(c);
+    StreamSettings s = tiny_settings();
+    s.config = path.string();
+    auto st = Stream::start(s);
+    // audio from before the model is known is of the default kind: this model hears from its setup on
+    const auto t0 = std::chrono::steady_clock::now();
+    while (st->stats().message != "warming up" && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::vector<float> tone(24000);
+    for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.3f * std::sin(0.05f * float(i));
+    st->push_audio(tone.data(), int64_t(tone.size()));
+    const auto got = pop_n(*st, 9, 120);
+    INFO(st->stats().message);
+    REQUIRE(got.size() == 9);
+    REQUIRE(st->stats().model_name == "tiny-audio-16");
     st->stop();
 }
 #endif

@@ -35,6 +35,20 @@ void LiveAudio::reset() {
     base_ = 0, samples_ = 0;
 }
 
+Status LiveAudio::configure(int window_frames, const LogMelConfig & cfg) {
+    if (window_frames < 1) return make_error(ErrorCode::invalid_argument, "audio window must be >= 1 frame (got %d)", window_frames);
+    {
+        std::lock_guard<std::mutex> lock(m_);
+        if (window_frames == window_ && cfg.n_mels == cfg_.n_mels) return {};
+    }
+    AVS_ASSIGN_OR_RETURN(auto ex, LogMelExtractor::create(cfg));
+    std::lock_guard<std::mutex> lock(m_);
+    ex_ = std::move(ex), cfg_ = cfg, window_ = window_frames;
+    feats_.clear();
+    base_ = 0, samples_ = 0;
+    return {};
+}
+
 int64_t LiveAudio::samples() const {
     std::lock_guard<std::mutex> lock(m_);
     return samples_;

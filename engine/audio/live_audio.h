@@ -21,6 +21,9 @@ public:
     void push(const float * samples, int64_t n);
     // A new video starts: the next pushed sample is its time 0 (earlier audio is dropped).
     void reset();
+    // The model's window and mel bands (another model): unchanged keeps everything; a change starts
+    // over like reset(), since features already made are of the old kind.
+    Status configure(int window_frames, const LogMelConfig & cfg);
     // windows_host f32 [frames, window_frames, n_mels] for latent frames [frame0, frame0 + frames),
     // waiting for their audio. `interrupted` is polled while waiting; when it returns true the call
     // gives up (ErrorCode::internal, "interrupted while waiting for audio").

@@ -287,6 +287,9 @@ Status Stream::run_segment(const StreamSettings & s, std::unique_ptr<Model> & mo
     if (mc.conditioning == Conditioning::audio) {
 #if defined(AVS_HAVE_FFTW3F)
         if (!audio_) return make_error(ErrorCode::internal, "no audio front end for an audio-conditioned model");
+        LogMelConfig lm;  // the model's own window and bands (the default avatar: 32 x 80)
+        lm.n_mels = mc.audio_mels;
+        AVS_TRY(audio_->configure(mc.audio_window, lm).with_context("audio front end"));
         // a restarted video's time 0 is now; the first one's is the stream's first sample
         if (restart) audio_->reset();
         // while it waits, finished frames keep flowing to the consumer
