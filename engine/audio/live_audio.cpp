@@ -65,6 +65,18 @@ Status LiveAudio::fill(int64_t frame0, int frames, const Tensor & out, const std
         if (interrupted && interrupted()) return make_error(ErrorCode::internal, "interrupted while waiting for audio");
         cv_.wait_for(lock, std::chrono::milliseconds(10));
     }
+    // What no window from frame0 on reads goes now (not after this call: a retried chunk hears its
+    // audio again); a window that starts before what is kept was consumed by a later chunk.
+    AVS_ASSIGN_OR_RETURN(MelWindow first, latent_audio_window(frame0, window_, cfg_));
+    const int64_t keep_from = first.end - window_;
+    if (keep_from >= 0 && keep_from < base_)
+        return make_error(ErrorCode::invalid_argument, "audio for latent frame %lld was already consumed (mel frames from %lld are kept)",
+                          (long long) frame0, (long long) base_);
+    const int64_t drop = std::min<int64_t>(keep_from - base_, int64_t(feats_.size()) / M);
+    if (drop > 0) {
+        feats_.erase(feats_.begin(), feats_.begin() + drop * M);
+        base_ += drop;
+    }
     const float silence = std::log(cfg_.log_floor);
     for (int i = 0; i < frames; ++i) {
         AVS_ASSIGN_OR_RETURN(MelWindow w, latent_audio_window(frame0 + i, window_, cfg_));
@@ -73,13 +85,6 @@ Status LiveAudio::fill(int64_t frame0, int frames, const Tensor & out, const std
             const int64_t mf = w.end - window_ + r - base_;
             for (int64_t m = 0; m < M; ++m) dst[r * M + m] = mf >= 0 && mf * M < int64_t(feats_.size()) ? feats_[size_t(mf * M + m)] : silence;
         }
-    }
-    // the next chunk's windows start at or after this one's last: drop what no later window reads
-    AVS_ASSIGN_OR_RETURN(MelWindow next, latent_audio_window(frame0 + frames, window_, cfg_));
-    const int64_t drop = std::min<int64_t>(next.end - window_ - base_, int64_t(feats_.size()) / M);
-    if (drop > 0) {
-        feats_.erase(feats_.begin(), feats_.begin() + drop * M);
-        base_ += drop;
     }
     return {};
 }
