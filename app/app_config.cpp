@@ -12,10 +12,9 @@ namespace avs {
 using json = nlohmann::json;
 
 std::string default_config_path() {
-    std::string base;
-    if (const char * x = std::getenv("XDG_CONFIG_HOME"); x && *x) base = x;
-    else if (const char * h = std::getenv("HOME"); h && *h) base = std::string(h) + "/.config";
-    else base = ".";
+    // one initialisation, not assignments (GCC 12 warns falsely on `base = "."`: -Wrestrict)
+    const char *      x = std::getenv("XDG_CONFIG_HOME"), *h = std::getenv("HOME");
+    const std::string base = x && *x ? std::string(x) : h && *h ? std::string(h) + "/.config" : std::string(".");
     return base + "/avatarstream/settings.json";
 }
 

@@ -161,8 +161,22 @@ int run_windowed(AppConfig & cfg, const WindowRunOptions & opt) {
             cfg.stream = ui.edit.stream;
             stream->apply(cfg.stream);
         }
-        if (act.refresh_devices)
+        if (act.refresh_devices) {
+            // PortAudio lists devices once per initialisation and an open microphone holds one: close it,
+            // list afresh, reopen the same device (by name: indices move as devices come and go)
+            const bool  mic = audio.source->kind() == AudioSourceKind::microphone;
+            std::string open_name;
+            for (const AudioInputDevice & d : ui.devices)
+                if (d.index == cfg.audio_device) open_name = d.name;
+            if (mic) audio.source->stop(), audio.source.reset();
             if (auto d = list_input_devices(); d) ui.devices = d.value();
+            if (mic) {
+                for (const AudioInputDevice & d : ui.devices)
+                    if (!open_name.empty() && d.name == open_name) cfg.audio_device = ui.edit.audio_device = d.index;
+                audio = open_audio(cfg, rec_ring);
+                ui.audio_name = audio.source->name(), ui.audio_message = audio.message;
+            }
+        }
         if (act.reopen_audio) {
             audio.source->stop();
             cfg.audio = ui.edit.audio, cfg.audio_device = ui.edit.audio_device, cfg.audio_file = ui.edit.audio_file;
