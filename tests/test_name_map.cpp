@@ -31,7 +31,9 @@ TEST_CASE("diffusers names: norm2 is the cross-attention norm (official norm3)",
 }
 
 TEST_CASE("wrapper prefixes of Self-Forcing and ComfyUI exports are stripped", "[name_map]") {
-    for (std::string p : {"model.", "generator.", "generator_ema.", "model.diffusion_model."}) {
+    // nested as trainers save them: Self-Forcing's wrapper (generator.model.), DDP (module.), torch.compile (_orig_mod.)
+    for (std::string p : {"model.", "generator.", "generator_ema.", "model.diffusion_model.", "generator.model.", "module.generator.model.",
+                          "_orig_mod.", "module._orig_mod.model."}) {
         NameMap m = detect_name_map({p + "patch_embedding.weight", p + "blocks.0.self_attn.q.weight"});
         REQUIRE(m.prefix == p);
         REQUIRE(m.layout == KeyLayout::official);

@@ -241,6 +241,21 @@ TEST_CASE("taehv: missing and wrong-shape tensors give errors naming the file an
     CHECK(msg.find("'decoder.10.conv.2.weight'") != std::string::npos);
     CHECK(msg.find("[16, 16, 3, 3]") != std::string::npos);
 
+    // integer data of the right shape is not a float weight (it loaded as numbers and decoded garbage)
+    const std::string ints = (dir / "ints.safetensors").string();
+    save_edited(ints, keep, [](const std::string & n, Tensor & t) {
+        if (n == "decoder.1.bias") {
+            Tensor q = Tensor::host(DType::i8, t.shape());
+            for (int64_t i = 0; i < q.numel(); ++i) q.data<int8_t>()[i] = int8_t(i % 7);
+            t = q;
+        }
+        return true;
+    });
+    msg = load_error(ints);
+    INFO(msg);
+    CHECK(msg.find("'decoder.1.bias'") != std::string::npos);
+    CHECK(msg.find("expected F32, F16 or BF16") != std::string::npos);
+
     // same element count, wrong layout: conv.0 [C, 2C, 3, 3] stored as [2C, C, 3, 3]
     const std::string shape = (dir / "shape.safetensors").string();
     save_edited(shape, keep, [](const std::string & n, Tensor & t) {

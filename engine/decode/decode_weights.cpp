@@ -40,6 +40,10 @@ Result<Tensor> DecodeWeightSource::host_f32(const std::string & name, const std:
     if (info->shape.numel() != n)
         return make_error(ErrorCode::shape, "%s: tensor '%s' has shape %s, expected %s", ckpt_->path().c_str(), name.c_str(),
                           info->shape.str().c_str(), dims_str(shape).c_str());
+    // float weights only: integer or fp8 data (with scales elsewhere) would load as numbers and decode garbage
+    if (info->dtype != DType::f32 && info->dtype != DType::f16 && info->dtype != DType::bf16)
+        return make_error(ErrorCode::format, "%s: tensor '%s' is %s, expected F32, F16 or BF16", ckpt_->path().c_str(), name.c_str(),
+                          dtype_name(info->dtype));
     AVS_ASSIGN_OR_RETURN(Tensor t, read_tensor(*info, DType::f32));
     return t.reshape(Shape(shape));
 }

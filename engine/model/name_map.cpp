@@ -97,12 +97,20 @@ std::string official_to_diffusers(const std::string & key) {
 
 NameMap detect_name_map(const std::vector<std::string> & keys) {
     NameMap m;
-    // Longest prefix first; a prefix applies only if every key carries it.
-    for (const char * p : {"model.diffusion_model.", "diffusion_model.", "generator_ema.", "generator.", "model."}) {
-        bool all = !keys.empty();
-        for (auto & k : keys)
-            if (!starts_with(k, p)) { all = false; break; }
-        if (all) { m.prefix = p; break; }
+    // Wrapper prefixes, stacked as trainers nest them (DDP's module., torch.compile's _orig_mod.,
+    // Self-Forcing's generator.model.): strip while every key carries one; longest first at each level.
+    for (bool found = !keys.empty(); found;) {
+        found = false;
+        for (const char * p : {"model.diffusion_model.", "diffusion_model.", "generator_ema.", "generator.", "_orig_mod.", "module.", "model."}) {
+            const std::string full = m.prefix + p;
+            bool              all  = true;
+            for (auto & k : keys)
+                if (!starts_with(k, full)) { all = false; break; }
+            if (all) {
+                m.prefix = full, found = true;
+                break;
+            }
+        }
     }
     for (auto & k : keys) {
         const std::string s = starts_with(k, m.prefix) ? k.substr(m.prefix.size()) : k;
