@@ -54,6 +54,16 @@ TEST_CASE("bad config fields are errors naming the field", "[config]") {
     REQUIRE_THAT(e.status().message(), Catch::Contains("/nonexistent/cfg.json"));
     auto f = config_from_json(R"({"patch_size": [2, 2, 2]})", "f.json");
     REQUIRE_THAT(f.status().message(), Catch::Contains("patch_size"));
+    // numbers past int were read wrapped (4294968832 became 1536) or overflowed a product
+    auto g = config_from_json(R"({"dim": 4294968832, "heads": 12})", "g.json");
+    REQUIRE_FALSE(g.ok());
+    REQUIRE_THAT(g.status().message(), Catch::Contains("g.json") && Catch::Contains("'dim'"));
+    auto h = config_from_json(R"({"num_attention_heads": 65536, "attention_head_dim": 65536})", "h.json");
+    REQUIRE_FALSE(h.ok());
+    REQUIRE_THAT(h.status().message(), Catch::Contains("h.json") && Catch::Contains("num_attention_heads"));
+    auto i = config_from_json(R"({"patch_size": [1, 65536, 65536]})", "i.json");
+    REQUIRE_FALSE(i.ok());
+    REQUIRE_THAT(i.status().message(), Catch::Contains("patch_size"));
 }
 
 TEST_CASE("config_resolve takes a preset name or a file", "[config]") {

@@ -1,5 +1,6 @@
 #include "engine/model/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -47,7 +48,11 @@ Status ModelConfig::validate() const {
     if (text_len <= 0) return bad("text_len", "> 0", text_len);
     if (freq_dim <= 0 || freq_dim % 2 != 0) return bad("freq_dim", "even and > 0", freq_dim);
     if (patch_size[0] != 1) return bad("patch_size[0]", "1 (temporal patching is not supported)", patch_size[0]);
-    if (patch_size[1] <= 0 || patch_size[2] <= 0) return bad("patch_size", "positive", patch_size[1]);
+    if (patch_size[1] <= 0 || patch_size[2] <= 0 || patch_size[1] > 64 || patch_size[2] > 64) return bad("patch_size", "in 1..64", patch_size[1]);
+    // sizes past these overflow the int products the loaders take (dim x ffn, patch volume x channels)
+    if (dim > (1 << 20)) return bad("dim", "<= 2^20", dim);
+    if (ffn_dim > (1 << 22)) return bad("ffn_dim", "<= 2^22", ffn_dim);
+    if (in_channels > 4096 || out_channels > 4096) return bad("in/out_channels", "<= 4096", std::max(in_channels, out_channels));
     if (conditioning == Conditioning::audio) {
         if (audio_mels <= 0) return bad("audio_mels", "> 0", audio_mels);
         if (audio_tokens <= 0) return bad("audio_tokens", "> 0", audio_tokens);
@@ -87,9 +92,11 @@ namespace {
 Status read_int(const json & j, const char * key, int & out, const std::string & origin) {
     auto it = j.find(key);
     if (it == j.end()) return {};
-    if (!it->is_number_integer())
-        return make_error(ErrorCode::format, "%s: field '%s' must be an integer", origin.c_str(), key);
-    out = it->get<int>();
+    // int64 first: a value past int's range is an error, not silently wrapped (4294968832 read as 1536)
+    if (!it->is_number_integer() || it->get<int64_t>() < -(int64_t(1) << 30) || it->get<int64_t>() > (int64_t(1) << 30))
+        return make_error(ErrorCode::format, "%s: field '%s' must be an integer in [-2^30, 2^30] (got %s)", origin.c_str(), key,
+                          it->dump().c_str());
+    out = int(it->get<int64_t>());
     return {};
 }
 
@@ -108,6 +115,9 @@ Result<ModelConfig> config_from_json(const std::string & text, const std::string
         int head_dim = 128;
         AVS_TRY(read_int(j, "num_attention_heads", c.heads, origin));
         AVS_TRY(read_int(j, "attention_head_dim", head_dim, origin));
+        if (int64_t(c.heads) * head_dim > (int64_t(1) << 20) || c.heads <= 0 || head_dim <= 0)
+            return make_error(ErrorCode::format, "%s: num_attention_heads %d x attention_head_dim %d is not a model width", origin.c_str(),
+                              c.heads, head_dim);
         c.dim = c.heads * head_dim;
         AVS_TRY(read_int(j, "in_channels", c.in_channels, origin));
         AVS_TRY(read_int(j, "out_channels", c.out_channels, origin));
@@ -137,7 +147,11 @@ Result<ModelConfig> config_from_json(const std::string & text, const std::string
         if (!it->is_array() || it->size() != 3 || !(*it)[0].is_number_integer() || !(*it)[1].is_number_integer() ||
             !(*it)[2].is_number_integer())
             return make_error(ErrorCode::format, "%s: field 'patch_size' must be an array of 3 integers [t, h, w]", origin.c_str());
-        for (size_t i = 0; i < 3; ++i) c.patch_size[i] = (*it)[i].get<int>();
+        for (size_t i = 0; i < 3; ++i) {
+            const int64_t v = (*it)[i].get<int64_t>();
+            if (v < 1 || v > 64) return make_error(ErrorCode::format, "%s: patch_size[%zu] is %lld (expected 1..64)", origin.c_str(), i, (long long) v);
+            c.patch_size[i] = int(v);
+        }
     }
     if (auto it = j.find("model_type"); it != j.end()) {
         if (!it->is_string() || it->get<std::string>() != "t2v")
