@@ -7,6 +7,7 @@
 #include "engine/runtime/sampler.h"
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 using namespace avs;
@@ -50,6 +51,17 @@ TEST_CASE("audio conditioning: checkpoint keys replace text_embedding with audio
     const ModelConfig back = config_from_json(config_to_json(c), "test").value();
     REQUIRE(back.conditioning == Conditioning::audio);
     REQUIRE(back.audio_tokens == 4);
+    // without a config its shapes cannot tell windows and bands: the error says so and how to give one
+    // (it said text_embedding was missing)
+    const auto dir = test::temp_dir("audio-infer");
+    const std::string path = (dir / "audio.safetensors").string();
+    REQUIRE(test::save_random_weights(path, c, 3, DType::f32, [](auto & n) { return n; }).ok());
+    CpuBackend be;
+    auto d = Dit::load(be, path, nullptr);
+    REQUIRE_FALSE(d.ok());
+    REQUIRE_THAT(d.status().message(), Catch::Contains(path) && Catch::Contains("audio-conditioned") && Catch::Contains("--config"));
+    REQUIRE(Dit::load(be, path, &c).ok());
+    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("audio conditioning: the output follows the audio, and a chunk never hears a later chunk's audio", "[dit][audio]") {

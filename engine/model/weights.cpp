@@ -172,6 +172,13 @@ Result<ModelConfig> infer_config(const Checkpoint & ckpt) {
                               it->second.str().c_str(), ndim);
         return it->second;
     };
+    // audio-conditioned models (the embedded avatar) carry windows, tokens and bands no shape tells
+    for (auto & [n, sh] : shapes)
+        if (n.rfind("audio_embedding.", 0) == 0)
+            return make_error(ErrorCode::invalid_argument,
+                              "%s: an audio-conditioned model (tensor '%s'): its config cannot be inferred from shapes: give one (--config, "
+                              "a config.json beside the file, or avs.config in its metadata)",
+                              ckpt.path().c_str(), n.c_str());
     ModelConfig c;
     c.name = ckpt.path();
     AVS_ASSIGN_OR_RETURN(Shape pe, get("patch_embedding.weight", 5));
