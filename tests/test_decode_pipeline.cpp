@@ -111,48 +111,48 @@ TEST_CASE("decode pipeline delivers every frame in order with 16 fps timestamps"
 
 TEST_CASE("decode pipeline drops the oldest frames for a slow consumer and reports errors", "[decode][pipeline]") {
     const int64_t F = 2, h = 3, w = 3;
+    // a pipeline on CPU backends over the channel decoder (failing at `fail_at`, -1: never)
+    struct Rig {
+        std::unique_ptr<Backend>        dit = make_cpu_backend();
+        std::unique_ptr<DecodePipeline> p;
+        Rig(int64_t F, int64_t h, int64_t w, const DecodePipeline::Options & o, int fail_at = -1) {
+            auto      dbe = make_cpu_backend();
+            Backend & r   = *dbe;
+            auto made = DecodePipeline::create(*dit, std::move(dbe), std::make_unique<ChannelDecoder>(r, fail_at), Shape{16, F, h, w}, o);
+            REQUIRE(made.ok());
+            p = std::move(made).value();
+        }
+    };
     {
-        auto dit = make_cpu_backend();
-        auto dbe = make_cpu_backend();
-        Backend & r = *dbe;
         DecodePipeline::Options o;
         o.max_ready = 3;
-        auto p = DecodePipeline::create(*dit, std::move(dbe), std::make_unique<ChannelDecoder>(r), Shape{16, F, h, w}, o);
-        REQUIRE(p.ok());
-        for (int c = 0; c < 3; ++c) REQUIRE(p.value()->submit(chunk_latents(c, F, h, w)).ok());
-        REQUIRE(p.value()->flush().ok());
+        Rig rig(F, h, w, o);
+        for (int c = 0; c < 3; ++c) REQUIRE(rig.p->submit(chunk_latents(c, F, h, w)).ok());
+        REQUIRE(rig.p->flush().ok());
         const int64_t total = 1 + 2 * (3 * F - 1);
-        REQUIRE(p.value()->stats().dropped == total - 3);
+        REQUIRE(rig.p->stats().dropped == total - 3);
         DecodedFrame f;
-        REQUIRE(p.value()->pop(f));
+        REQUIRE(rig.p->pop(f));
         REQUIRE(f.index == total - 3);  // the newest three survive
     }
     {
-        auto dit = make_cpu_backend();
-        auto dbe = make_cpu_backend();
-        Backend & r = *dbe;
-        auto p = DecodePipeline::create(*dit, std::move(dbe), std::make_unique<ChannelDecoder>(r, 3), Shape{16, F, h, w}, {});
-        REQUIRE(p.ok());
-        REQUIRE(p.value()->submit(chunk_latents(0, F, h, w)).ok());
-        REQUIRE(p.value()->submit(chunk_latents(1, F, h, w)).ok());
-        const Status s = p.value()->flush();
+        Rig rig(F, h, w, {}, 3);
+        REQUIRE(rig.p->submit(chunk_latents(0, F, h, w)).ok());
+        REQUIRE(rig.p->submit(chunk_latents(1, F, h, w)).ok());
+        const Status s = rig.p->flush();
         REQUIRE_FALSE(s.ok());
         REQUIRE_THAT(s.message(), Catch::Contains("chunk 1") && Catch::Contains("stand-in failure"));
-        REQUIRE_FALSE(p.value()->submit(chunk_latents(2, F, h, w)).ok());  // the error sticks
+        REQUIRE_FALSE(rig.p->submit(chunk_latents(2, F, h, w)).ok());  // the error sticks
     }
     {
         // latents that cannot be taken (wrong shape) are an error each time and free their slot:
         // max_in_flight of them blocked every later submit for good
-        auto dit = make_cpu_backend();
-        auto dbe = make_cpu_backend();
-        Backend & r = *dbe;
         DecodePipeline::Options o;
         o.max_in_flight = 2;
-        auto p = DecodePipeline::create(*dit, std::move(dbe), std::make_unique<ChannelDecoder>(r), Shape{16, F, h, w}, o);
-        REQUIRE(p.ok());
-        for (int i = 0; i < 4; ++i) REQUIRE_FALSE(p.value()->submit(chunk_latents(0, F + 1, h, w)).ok());
-        REQUIRE(p.value()->submit(chunk_latents(0, F, h, w)).ok());
-        REQUIRE(p.value()->flush().ok());
+        Rig rig(F, h, w, o);
+        for (int i = 0; i < 4; ++i) REQUIRE_FALSE(rig.p->submit(chunk_latents(0, F + 1, h, w)).ok());
+        REQUIRE(rig.p->submit(chunk_latents(0, F, h, w)).ok());
+        REQUIRE(rig.p->flush().ok());
     }
     auto dit = make_cpu_backend();
     REQUIRE_FALSE(DecodePipeline::create(*dit, make_cpu_backend(), nullptr, Shape{16, F, h, w}, {}).ok());

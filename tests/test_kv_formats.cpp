@@ -159,6 +159,17 @@ namespace {
 
 constexpr int kLh = 8, kLw = 8;  // latent size of the tiny rollouts: 16 tokens per frame
 
+// The tiny preset with random weights (seed offset from the run's seed) and the zero text context.
+std::unique_ptr<Dit> tiny_dit(Backend & be, uint64_t seed_offset) {
+    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + seed_offset).value();
+    REQUIRE(dit->set_zero_context().ok());
+    return dit;
+}
+
+void require_finite(const Tensor & x) {
+    for (int64_t j = 0; j < x.numel(); ++j) REQUIRE(std::isfinite(x.data<float>()[j]));
+}
+
 std::unique_ptr<Generator> tiny_gen(Dit & dit, KvCacheConfig c) {
     GenConfig g;
     g.chunk_frames = 3, g.steps = 2, g.height_latent = kLh, g.width_latent = kLw;
@@ -183,8 +194,7 @@ std::vector<Tensor> rollout(Generator & gen, int chunks, uint64_t seed) {
 
 TEST_CASE("offload gives bit-identical output to a resident cache for every format; memory accounting", "[kv_format][offload]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed()).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 0);
     for (KvFormat f : kv_formats()) {
         KvCacheConfig c;
         c.window = 6, c.sinks = 1, c.format = f, c.rope_mode = RopeMode::window;
@@ -244,8 +254,7 @@ TEST_CASE("live cache changes carry the frames the new geometry shows and mark t
 
 TEST_CASE("100 random live switches of format, window, sinks, RoPE mode and offload keep a tiny stream finite", "[kv_format][switch]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 1).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 1);
     KvCacheConfig c;
     c.window = 6, c.rope_mode = RopeMode::window;
     auto         gen = tiny_gen(*dit, c);
@@ -265,14 +274,13 @@ TEST_CASE("100 random live switches of format, window, sinks, RoPE mode and offl
         REQUIRE(gen->cache().config().format == n.format);
         REQUIRE(gen->cache().config().sinks <= n.sinks);  // clamped to the held prefix at most
         REQUIRE(gen->next_chunk(noise, x).ok());
-        for (int64_t j = 0; j < x.numel(); ++j) REQUIRE(std::isfinite(x.data<float>()[j]));
+        require_finite(x);
     }
 }
 
 TEST_CASE("a live switch to the same cache settings changes nothing", "[kv_format][switch]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 2).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 2);
     KvCacheConfig c;
     c.window = 6, c.sinks = 1, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
     auto a = tiny_gen(*dit, c), b = tiny_gen(*dit, c);
@@ -291,8 +299,7 @@ TEST_CASE("a live switch to the same cache settings changes nothing", "[kv_forma
 // sink range here: it must stay visible).
 TEST_CASE("a live sink increase before any eviction equals starting with those sinks", "[kv_format][switch]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 3).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 3);
     KvCacheConfig c;
     c.window = 6, c.sinks = 6, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
     auto       a  = tiny_gen(*dit, c);
@@ -317,8 +324,7 @@ TEST_CASE("a live sink increase before any eviction equals starting with those s
 // stream goes on exactly as with that geometry; it never fails for want of frames.
 TEST_CASE("a live sink increase after evictions keeps the held prefix and the stream going", "[kv_format][switch]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 4).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 4);
     for (int sinks0 : {0, 1}) {
         KvCacheConfig c;
         c.window = 6, c.sinks = sinks0, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
@@ -347,8 +353,7 @@ TEST_CASE("a live sink increase after evictions keeps the held prefix and the st
 // entries), not dropped, and nothing unwritten becomes visible.
 TEST_CASE("a live switch between commit and step mode carries the history", "[kv_format][switch]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 5).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 5);
     KvCacheConfig c;
     c.window = 9, c.sinks = 1, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
     auto        gen = tiny_gen(*dit, c);
@@ -384,7 +389,7 @@ TEST_CASE("a live switch between commit and step mode carries the history", "[kv
             }
         for (int i = 0; i < 2; ++i) {
             REQUIRE(gen->next_chunk(noise, x).ok());
-            for (int64_t j = 0; j < x.numel(); ++j) REQUIRE(std::isfinite(x.data<float>()[j]));
+            require_finite(x);
         }
     }
 }
@@ -393,8 +398,7 @@ TEST_CASE("a live switch between commit and step mode carries the history", "[kv
 // the history, the new stream must still see its own frames (and equal a fresh generator).
 TEST_CASE("reset after a live window change restarts like a fresh generator", "[kv_format][switch]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 6).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 6);
     KvCacheConfig c;
     c.window = 6, c.rope_mode = RopeMode::window, c.format = KvFormat::f32;
     auto gen = tiny_gen(*dit, c);
@@ -412,8 +416,7 @@ TEST_CASE("reset after a live window change restarts like a fresh generator", "[
 // and the chunk is generated again.
 TEST_CASE("a chunk retried after a late failure reaches the latents hook once", "[kv_format][switch]") {
     CpuBackend be;
-    auto dit = Dit::random_init(be, config_preset("tiny").value(), test::test_seed() + 7).value();
-    REQUIRE(dit->set_zero_context().ok());
+    auto dit = tiny_dit(be, 7);
     KvCacheConfig c;
     c.window = 6, c.format = KvFormat::f32;
     auto gen   = tiny_gen(*dit, c);
