@@ -40,6 +40,8 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAVS_CUDA=ON -DAVS_C
   -DAVS_BUILD_APP=OFF -DAVS_FUZZ=OFF -DCMAKE_DISABLE_FIND_PACKAGE_OpenBLAS=ON \
   -DCMAKE_PREFIX_PATH="$prefix/usr" 2>&1 | tee -a "$OUT/build.log"
 cmake --build "$build" -j "$(nproc)" 2>&1 | tee -a "$OUT/build.log" | tail -n 5
+stage() { echo "[gpu-check] $1 at ${SECONDS}s" | tee -a "$OUT/build.log"; }
+stage "built"
 set +e
 rc=0
 if [ "$skip_tests" = 0 ]; then
@@ -63,6 +65,7 @@ if command -v compute-sanitizer >/dev/null; then
 else
   echo "compute-sanitizer not found: sanitizer runs skipped" | tee -a "$OUT/ctest-cuda.log"
 fi
+stage "cuda tests and sanitizers done"
 fi  # skip_tests
 if [ "$profile" = 1 ]; then
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -n 1 || true)
@@ -73,6 +76,7 @@ if [ "$profile" = 1 ]; then
       --metrics sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_bytes_pipe_lsu_mem_local_op_ld.sum,l1tex__t_bytes_pipe_lsu_mem_local_op_st.sum \
       "$build/tests/avs_tests_cuda" "attention throughput at the 1.3B chunk shape per KV format (informational)" > "$OUT/ncu-attention.txt" 2>&1
     echo "ncu (attention): rc=$? -> ncu-attention.txt" | tee -a "$OUT/ctest-cuda.log"
+    stage "profile done"
   else
     echo "ncu not found: --profile-attention skipped" | tee -a "$OUT/ctest-cuda.log"
   fi
@@ -86,6 +90,7 @@ if [ "$bench" = all ] || [ "$bench" = kv ]; then
   krc=${PIPESTATUS[0]}
   set -e
   echo "kv bench: rc=$krc"
+  stage "kv bench done"
   if [ "$rc" = 0 ] && [ "$krc" != 0 ]; then rc=1; fi
 fi
 if [ "$bench" = all ] || [ "$bench" = dit ]; then
