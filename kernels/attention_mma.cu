@@ -471,6 +471,11 @@ std::atomic<int> & kernel_choice() {
     return k;
 }
 
+// The 8-bit kernel runs for fp8 / int8 stores unless another kernel is pinned.
+bool uses_ws8(AttnKernel k, const AttnKeys & keys, int head_dim) {
+    return (k == AttnKernel::automatic || k == AttnKernel::mma8 || k == AttnKernel::mma8_h2) && attention_ws8_supported(keys, head_dim);
+}
+
 } // namespace
 
 void       attention_set_kernel(AttnKernel k) { kernel_choice().store(int(k)); }
@@ -502,8 +507,7 @@ int attention_splits(DType q_dtype, int64_t Lq, int heads, int head_dim, const A
     for (int n = 2; n <= 4; ++n)
         if (frames / n >= 2 && fill(n) > fill(best) + 0.05) best = n;
     // the 8-bit kernel reads the history only; the bf16 tail is one more split
-    const AttnKernel k = attention_kernel();
-    if ((k == AttnKernel::mma8 || k == AttnKernel::mma8_h2) && attention_ws8_supported(keys, head_dim) && keys.tail_frames > 0) ++best;
+    if (uses_ws8(attention_kernel(), keys, head_dim) && keys.tail_frames > 0) ++best;
     return best;
 }
 
@@ -517,7 +521,7 @@ cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int
     const AttnKernel k = attention_kernel();
     // NotSupported (a tensor map, the register count, no split for the tail): the next kernel down
     const bool       ws8 = k == AttnKernel::mma8 || k == AttnKernel::mma8_h2;
-    if (ws8 && attention_ws8_supported(keys, head_dim)) {
+    if (uses_ws8(k, keys, head_dim)) {
         const cudaError_t e = attention_ws8(out, q, Lq, heads, head_dim, keys, scale, k == AttnKernel::mma8_h2, stream);
         if (e != cudaErrorNotSupported) return e;
     }

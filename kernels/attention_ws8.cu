@@ -1,21 +1,21 @@
 // Hopper attention on an 8-bit ring store in its stored format (SageAttention2's operand formats, here
 // the cache's own): Q K^T as an 8-bit warpgroup MMA on the stored keys (int8 x int8 -> s32 for the int8
-// store, e4m3 x e4m3 -> f32 for fp8) and P V as e4m3 x e4m3 on the stored values, both at twice the
-// bf16 tensor-core rate. Nothing is dequantized: the block scales multiply the scores, and the value
-// scales fold into P.
+// store, e4m3 x e4m3 -> f32 for fp8) at twice the bf16 tensor-core rate; the block scales multiply the
+// scores, nothing on the key side is converted.
 //
 // Same schedule as attention_ws.cu (producer warpgroup + two ping-ponging consumer warpgroups), with:
 //  - keys straight from the slot into the stage by TMA (the 128-byte swizzle of one 128-byte key row is
 //    the K-major B layout);
-//  - values by TMA into a raw stage, then transposed by the producer into V^T (8-bit B operands must be
-//    K-major), keys permuted within each 16 so that P's accumulator layout is directly its A fragment;
 //  - Q quantized per row once (int8 / e4m3) with a scale bounded by the temporal pairs' norms, so the
 //    Q-side temporal RoPE of each key frame only re-quantizes those pairs;
 //  - int8 keys: score = s_q s_k (q8 . k8) + s_q (q8 . mean of the frame);
-//  - P' = P s_v(block) / sigma in e4m3 (sigma = the key frame's largest value scale / 448), O kept in
-//    units of sigma and re-based when the frame changes;
-//  - two-level accumulation (SageAttention2): the e4m3 MMA accumulates in about 22 bits, so each tile's
-//    P' V goes to fresh registers (64 channels at a time: registers) and is added to the fp32 O.
+//  - P V in f16 with fp32 accumulation: the producer widens each raw e4m3 value tile to f16 (exact)
+//    times its 64-key block's s_v / (the frame's largest s_v), so P stays a plain probability in [0, 1]
+//    and O is kept in units of the frame's largest value scale, re-based when the frame changes.
+//    (P V as an e4m3 MMA was measured at ce1b3cd and f83171d: the e4m3 MMA accumulates in about 22 bits,
+//    which lost 16-20 % over a 21-frame window with one accumulator; the two-level fix of SageAttention2
+//    cost 32 registers, spilled, and ran 20-30 % slower than bf16. f16 P V costs half the key side's
+//    tensor-core saving and none of its accuracy.)
 // The ring's bf16 tail (the chunk being generated) is not read here: the caller runs it through the
 // bf16 kernel as one more split and merges.
 #include "kernels/attention_keys.cuh"
@@ -34,24 +34,27 @@ namespace {
 
 using namespace attn;
 
-constexpr int D = 128, BK = 128;  // a key row and a V^T row are both one 128-byte swizzle row
+constexpr int D = 128, BK = 128;  // a key row is one 128-byte swizzle row
 constexpr int kConsumers = 2, kThreads = 128 * (1 + kConsumers), kBQ = 64 * kConsumers;
-// Stages: keys are released as soon as S landed, so they can run further ahead than V^T.
-constexpr int kKStages = 4, kVStages = 3, kRawStages = 3;
-constexpr int kTile = BK * D;  // bytes of one 8-bit K, V^T or raw V tile
-// Register split: the transposing producer needs about 40; the consumers hold O (64), S (64), Q (16)
-// and P (16) fragments. Must fit the 168 x 384 the block starts with (see attention_ws.cu).
+// Stages: keys are released as soon as S landed, so they can run further ahead than the values.
+constexpr int kKStages = 4, kVStages = 3, kRawStages = 2;
+constexpr int kTile = BK * D;       // bytes of one 8-bit K or raw V tile
+constexpr int kVTile = BK * D * 2;  // bytes of one f16 V tile: 2 panels of 64 channels [BK keys][128 B]
+// Register split: the widening producer needs about 40; the consumers hold O (64), S (64), P (32) and
+// Q (16) fragments. Must fit the 168 x 384 the block starts with (see attention_ws.cu).
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= (65536 / kThreads) / 8 * 8 * kThreads, "register split");
 // k32 steps of Q that hold temporal RoPE pairs (their unrotated values are kept in shared memory)
 constexpr int kTQ = 2;  // pairs_t <= 32 (Wan: 22)
 constexpr size_t kQSave = size_t(kTQ) * 4 * 2 * 128 * kConsumers * sizeof(uint32_t);
-// per consumer warp, the current frame's per-block constants (key scale, P' multiplier, its log2 and inverse)
+// per consumer warp, the current frame's key scale per 64-token block
 constexpr int    kMaxBlocks = 32;  // 64-token blocks per frame (tokens per frame <= 2048)
-constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float4);
-// + 1 KB: the 0/1 B operand [8 rows][128 keys] whose MMA with P' gives the rows' sums per 64-key block
-constexpr size_t kSmem = 1024 + 1024 + size_t(kTile) * (kKStages + kVStages + kRawStages) + 2 * (kKStages + kVStages + kRawStages) * sizeof(uint64_t) + kQSave +
-                         kFrameTab;
+constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float);
+// + 2 KB: the f16 0/1 B operand [8 rows][128 keys] whose MMA with P gives the rows' sums
+constexpr size_t kOnes = 2048;
+constexpr size_t kSmem = 1024 + kOnes + size_t(kTile) * (kKStages + kRawStages) + size_t(kVTile) * kVStages +
+                         2 * (kKStages + kVStages + kRawStages) * sizeof(uint64_t) + kQSave + kFrameTab;
+static_assert(kSmem <= 227 * 1024, "shared memory");
 
 struct Maps {
     CUtensorMap k, v;  // the store's K / V bytes: boxes of BK rows x 128 bytes of one head, 128-byte swizzle
@@ -63,16 +66,17 @@ __device__ __forceinline__ uint32_t e4m3x4(float a, float b, float c, float d) {
     const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
     return lo | (hi << 16);
 }
-// 2^a, 2^b as e4m3 (a in the low byte) by one half-precision SFU op on the pair: P' keeps 3 mantissa
-// bits, so f16's 10 are plenty, and ex2.approx.f16x2 may halve the SFU work of two f32 ex2 (measure).
-// -inf gives +0; the argument never exceeds log2(448) + rounding (it is saturated to 448).
-__device__ __forceinline__ uint32_t exp2_e4m3x2(float a, float b) {
+// Two floats as an f16 pair (a in the low half): P's A fragment.
+__device__ __forceinline__ uint32_t pack_f16(float a, float b) {
     const __half2 h = __floats2half2_rn(a, b);
-    uint32_t      x = *reinterpret_cast<const uint32_t *>(&h), y;
-    asm("ex2.approx.f16x2 %0, %1;" : "=r"(y) : "r"(x));
-    __half2_raw r;
-    r.x = static_cast<unsigned short>(y & 0xFFFFu), r.y = static_cast<unsigned short>(y >> 16);
-    return __nv_cvt_halfraw2_to_fp8x2(r, __NV_SATFINITE, __NV_E4M3);
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+// 2^a, 2^b as an f16 pair by one half-precision SFU op on the pair (the kExpH2 variant): the arguments
+// are <= 0, so the largest probabilities keep f16's full precision.
+__device__ __forceinline__ uint32_t exp2_f16x2(float a, float b) {
+    uint32_t y;
+    asm("ex2.approx.f16x2 %0, %1;" : "=r"(y) : "r"(pack_f16(a, b)));
+    return y;
 }
 __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
     auto q = [](float x) { return uint32_t(max(-127, min(127, __float2int_rn(x)))) & 0xFFu; };
@@ -89,41 +93,35 @@ __device__ __forceinline__ void  set_f(int & r, float v) { r = __float_as_int(v)
 // Byte i of w as a signed int8, as a float.
 __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8_t((w >> (8 * i)) & 0xFFu)); }
 
-// Producer: raw V tile [BK keys][128 B] (128-byte swizzle) -> V^T [128 channels][BK keys] (128-byte
-// swizzle), logical key column 16 G + 4 t + i holding key 16 G + 2 t + (i & 1) + 8 (i >> 1): the keys
-// thread t owns in P's accumulator layout. A lane transposes 4 keys x 16 channels per step with byte
-// permutes; reads and writes are both free of bank conflicts (odd groups read their key pairs swapped).
-// Transposer warp w of kTransposers takes the 16-channel groups w, w + kTransposers, ...
-constexpr int kTransposers = 3;
-__device__ __forceinline__ void transpose_v(const uint8_t * raw, uint8_t * vt, int w, int lane) {
-    const int      G = lane >> 2, tq = lane & 3, odd = G & 1;
-    const int      kb = 16 * G + 2 * tq;
-    const uint32_t sel_lo = odd ? 0x1504u : 0x5140u, sel_hi = odd ? 0x3726u : 0x7362u;
-#pragma unroll 1
-    for (int C = w; C < D / 16; C += kTransposers) {  // 16-channel group
-        uint4     R[4];
+// Producer: raw V tile [BK keys][128 B] e4m3 (128-byte swizzle, as TMA wrote it) -> f16 [2 panels of
+// 64 channels][BK keys][128 B] (128-byte swizzle: attention_ws.cu's N-major B layout), each value times
+// its 64-key block's ratio (r0: keys [0, 64), r1: the rest). Thread i of kWideners * 32 takes 16 channels
+// of one key per step; the 8 threads of a quarter-warp take 8 consecutive keys, so both the 16-byte reads
+// and the 16-byte writes of a quarter-warp hit 8 different chunks (no bank conflicts).
+constexpr int kWideners = 3;
+__device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int i0, __half2 r0, __half2 r1) {
+#pragma unroll 2
+    for (int idx = i0; idx < BK * 8; idx += 32 * kWideners) {
+        const int   key = (idx & 7) + 8 * (idx >> 6), c16 = (idx >> 3) & 7, x = key & 7;
+        const uint4 w = *reinterpret_cast<const uint4 *>(raw + key * 128 + ((c16 ^ x) << 4));
+        const __half2 r = key < 64 ? r0 : r1;
+        uint32_t      hv[8];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const int key = kb + ((i & 1) ^ odd) + 8 * (i >> 1);
-            R[i] = *reinterpret_cast<const uint4 *>(raw + key * 128 + ((C ^ (key & 7)) << 4));
+        for (int j = 0; j < 4; ++j) {
+            const uint32_t wd = (&w.x)[j];
+            __half2        lo = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd & 0xFFFFu), __NV_E4M3));
+            __half2        hi = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd >> 16), __NV_E4M3));
+            lo = __hmul2(lo, r), hi = __hmul2(hi, r);
+            hv[2 * j] = *reinterpret_cast<const uint32_t *>(&lo), hv[2 * j + 1] = *reinterpret_cast<const uint32_t *>(&hi);
         }
-#pragma unroll
-        for (int wd = 0; wd < 4; ++wd) {
-            const uint32_t a = (&R[0].x)[wd], b = (&R[1].x)[wd], c = (&R[2].x)[wd], d = (&R[3].x)[wd];
-            const uint32_t lo_ab = __byte_perm(a, b, sel_lo), hi_ab = __byte_perm(a, b, sel_hi);
-            const uint32_t lo_cd = __byte_perm(c, d, sel_lo), hi_cd = __byte_perm(c, d, sel_hi);
-            const uint32_t out[4] = {__byte_perm(lo_ab, lo_cd, 0x5410), __byte_perm(lo_ab, lo_cd, 0x7632), __byte_perm(hi_ab, hi_cd, 0x5410),
-                                     __byte_perm(hi_ab, hi_cd, 0x7632)};
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int ch = 16 * C + 4 * wd + e;
-                *reinterpret_cast<uint32_t *>(vt + ch * 128 + ((G ^ (ch & 7)) << 4) + 4 * tq) = out[e];
-            }
-        }
+        // channels 16 c16 + [0, 16): panel c16 / 4, 8-channel chunks 2 (c16 % 4) and the next
+        uint8_t * row = vf + (c16 >> 2) * (BK * 128) + key * 128;
+        *reinterpret_cast<uint4 *>(row + (((2 * (c16 & 3)) ^ x) << 4))     = make_uint4(hv[0], hv[1], hv[2], hv[3]);
+        *reinterpret_cast<uint4 *>(row + (((2 * (c16 & 3) + 1) ^ x) << 4)) = make_uint4(hv[4], hv[5], hv[6], hv[7]);
     }
 }
 
-// kExpH2: the exponentials as f16 pairs (exp2_e4m3x2) instead of f32 (an A/B variant, AttnKernel::mma8_h2)
+// kExpH2: the exponentials as f16 pairs (exp2_f16x2) instead of f32 (an A/B variant, AttnKernel::mma8_h2)
 template <int F, bool kExpH2>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                     const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, SplitPlan plan,
@@ -134,18 +132,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     constexpr float kMagic = kInt8 ? 12582912.0f : 0.0f;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
-    uint8_t *       ones = smem;                           // [8][BK] e4m3: row 0 = 1 on block 0's keys, row 1 on block 1's
-    uint8_t *       kst = smem + 1024;                     // [kKStages][BK keys][128 B]
-    uint8_t *       vts = kst + kKStages * kTile;          // [kVStages][128 channels][BK keys]
-    uint8_t *       vraw = vts + kVStages * kTile;         // [kRawStages][BK keys][128 B]
+    uint8_t *       ones = smem;                           // [2 panels][8][64] f16: row 0 = 1.0, rows 1-7 = 0
+    uint8_t *       kst = smem + kOnes;                    // [kKStages][BK keys][128 B]
+    uint8_t *       vst = kst + kKStages * kTile;          // [kVStages][2 panels][BK keys][64 f16]
+    uint8_t *       vraw = vst + kVStages * kVTile;        // [kRawStages][BK keys][128 B]
     uint64_t *      full_k = reinterpret_cast<uint64_t *>(vraw + kRawStages * kTile);  // TMA landed
     uint64_t *      empty_k = full_k + kKStages;           // every consumer warp's S landed
-    uint64_t *      full_v = empty_k + kKStages;           // V^T written
+    uint64_t *      full_v = empty_k + kKStages;           // f16 values written
     uint64_t *      empty_v = full_v + kVStages;           // every consumer warp's P V landed
     uint64_t *      raw_full = empty_v + kVStages;         // raw V landed
-    uint64_t *      raw_empty = raw_full + kRawStages;     // raw V transposed
+    uint64_t *      raw_empty = raw_full + kRawStages;     // raw V widened
     uint32_t *      qsave = reinterpret_cast<uint32_t *>(raw_empty + kRawStages);  // [kTQ * 4 * 2][256 consumer threads]
-    float4 *        frame_tab = reinterpret_cast<float4 *>(qsave + kTQ * 4 * 2 * 128 * kConsumers);  // [8 warps][kMaxBlocks]
+    float *         frame_tab = reinterpret_cast<float *>(qsave + kTQ * 4 * 2 * 128 * kConsumers);  // [8 warps][kMaxBlocks]
 
     const WsBlock B = ws_block(K, plan, Lq, kBQ);
     const int     wg = B.wg, warp = B.warp, lane = B.lane, h = B.h, split = B.split;
@@ -159,9 +157,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     }
     __syncthreads();
 
-    if (wg == 0) {  // producer: warp 0 (one thread) issues the TMA loads, warps 1-3 transpose V
+    if (wg == 0) {  // producer: warp 0 (one thread) issues the TMA loads, warps 1-3 widen V to f16
         tma::regs_dec<kProducerRegs>();
-        const int n = count_tiles<BK>(K, j_begin, block_lim);
         if (warp == 0) {
             if (lane != 0) return;
             tma::prefetch_map(&maps.k), tma::prefetch_map(&maps.v);
@@ -177,13 +174,29 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             }
             return;
         }
-        for (int it = 0; it < n; ++it) {
-            const int sv = it % kVStages, rs = it % kRawStages;
+        // lane b holds block b's value scale of the current frame; vmax: the frame's largest
+        int   v_frame = -1, nb = K.layout.blocks();
+        float vs = 0.0f, ivmax = 1.0f;
+        int   it = 0;
+        for (TileCursor<BK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
+            if (cur.frame != v_frame) {
+                v_frame = cur.frame;
+                const uint8_t * slot = K.store + int64_t(K.view.slot_of_logical(cur.frame)) * K.layout.slot_bytes;
+                vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
+                float vmax = vs;
+#pragma unroll
+                for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
+                ivmax = vmax > 0.0f ? 1.0f / vmax : 1.0f;
+            }
+            const int     b0 = cur.r / kKvBlockTokens, b1 = min(b0 + 1, nb - 1);
+            const __half2 r0 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b0) * ivmax);
+            const __half2 r1 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b1) * ivmax);
+            const int     sv = it % kVStages, rs = it % kRawStages;
             tma::mbar_wait(&raw_full[rs], (it / kRawStages) & 1);
             tma::mbar_wait(&empty_v[sv], ((it / kVStages) & 1) ^ 1);
-            transpose_v(vraw + rs * kTile, vts + sv * kTile, warp - 1, lane);
-            wg::fence_async_smem();  // the consumers' wgmma reads V^T through the async proxy
-            tma::bar_sync(3, 32 * kTransposers);
+            widen_v(vraw + rs * kTile, vst + sv * kVTile, threadIdx.x - 32, r0, r1);
+            wg::fence_async_smem();  // the consumers' wgmma reads the values through the async proxy
+            tma::bar_sync(3, 32 * kWideners);
             if (threadIdx.x == 32) {
                 tma::mbar_arrive(&full_v[sv]);
                 tma::mbar_arrive(&raw_empty[rs]);
@@ -193,10 +206,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     }
 
     tma::regs_inc<kConsumerRegs>();
-    {  // the 0/1 operand, 4 bytes per consumer thread (128-byte swizzle), then visible to the async proxy
-        const int i = threadIdx.x - 128, n = i / 32, c = 4 * (i % 32);
-        const uint32_t v = (n == 0 && c < 64) || (n == 1 && c >= 64) ? 0x38383838u : 0u;  // e4m3 1.0
-        *reinterpret_cast<uint32_t *>(ones + n * 128 + (((c >> 4) ^ (n & 7)) << 4) + (c & 15)) = v;
+    {  // the 0/1 operand, 8 bytes per consumer thread, then visible to the async proxy (rows are uniform
+       // within a panel, so the swizzle does not matter)
+        const int i = threadIdx.x - 128, row = (i % 128) / 16;
+        *reinterpret_cast<uint2 *>(ones + 8 * i) = row == 0 ? make_uint2(0x3C003C00u, 0x3C003C00u) : make_uint2(0u, 0u);
         wg::fence_async_smem();
         tma::bar_sync(4, 128 * kConsumers);
     }
@@ -257,21 +270,19 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
     float       m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-    // The row sums come from the tensor cores with the P V they belong to (lsum: per row and 64-key
-    // block, on threads t = 0; zeros elsewhere), folded into l once landed, with that tile's factors.
+    // The row sums come from the tensor cores with the P V they belong to (lsum column 0: rows g / g + 8,
+    // on threads t = 0; zeros elsewhere), folded into l once landed, with that tile's max factor.
     float       lsum[1][4];
-    float       cm_pv0 = 0.0f, cm_pv1 = 0.0f, ip_pv0 = 0.0f, ip_pv1 = 0.0f;  // of the tile whose P V is in flight
-    float       cm_n0 = 0.0f, cm_n1 = 0.0f, ip_n0 = 0.0f, ip_n1 = 0.0f;      // of the tile just through the softmax
-    float       c0 = 0.0f, c1 = 0.0f;        // O's rescale of the tile just through the softmax
-    float       c_pv0 = 0.0f, c_pv1 = 0.0f;  // O's rescale (maxima and sigma) before the tile in flight is added
-    float       ot[8][4];                    // one tile's P' V, 64 channels
-    float       sigma = 1.0f, rebase = 1.0f;  // O is kept in units of sigma; rebase: old sigma / new, once
-    float4 *    tab = frame_tab + ((threadIdx.x - 128) / 32) * kMaxBlocks;
+    float       cm_pv0 = 0.0f, cm_pv1 = 0.0f;  // of the tile whose P V is in flight
+    float       cm_n0 = 0.0f, cm_n1 = 0.0f;    // of the tile just through the softmax
+    float       c0 = 0.0f, c1 = 0.0f;          // O's rescale (maxima and sigma) of the tile just through the softmax
+    float       sigma = 1.0f, rebase = 1.0f;   // O is kept in units of sigma; rebase: old sigma / new, once
+    float *     tab = frame_tab + ((threadIdx.x - 128) / 32) * kMaxBlocks;
     const float sl2 = scale * 1.4426950408889634f;
     // S in the registers its MMA wrote; int8's s32 values become floats in place (kMagic + acc as bits),
     // and the scores' exponent arguments and P follow in the same 64 registers, for both formats.
     std::conditional_t<kInt8, int, float> sa[BK / 8][4];
-    uint32_t    pa[BK / 32][4];  // P' of the previous tile in e4m3, waiting for its P V
+    uint32_t    pa[BK / 16][4];  // P of the previous tile in f16, waiting for its P V
 
     auto release = [&](uint64_t * bar) {
         __syncwarp();
@@ -301,39 +312,41 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 qf[kk][r] = quant4<kInt8>(x[0], x[1], x[2], x[3], r % 2 ? i1 : i0);
             }
     };
-    // ... and after its first S was issued (the loads' latency hides under the MMAs): the frame's block
-    // constants, and for int8 keys the mean term (its 32 loads per thread are most of int8's spills:
-    // 264 bytes vs fp8's 132, per ptxas; moving them before the MMA saved only 12).
+    // ... and after its first S was issued (the loads' latency hides under the MMAs): the frame's key
+    // scales and its largest value scale (O's new unit).
     auto frame_consts = [&]() {
-        {  // lane b: block b's constants, against the frame's largest value scale
+        {  // lane b: block b's key scale
             const int   nb = K.layout.blocks();
             const float ks = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.k_meta) + lane * H + h) : 1.0f;
             const float vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
             float       vmax = vs;
 #pragma unroll
             for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
-            const float pv = __fdividef(448.0f * vs, vmax);
             __syncwarp();
-            if (lane < nb) tab[lane] = make_float4(ks, pv, __log2f(pv), __fdividef(1.0f, pv));
+            if (lane < nb) tab[lane] = ks;
             __syncwarp();
-            const float nsig = vmax * (1.0f / 448.0f);
+            const float nsig = vmax > 0.0f ? vmax : 1.0f;  // the producer's divisor too
             rebase = __fdividef(sigma, nsig), sigma = nsig;
         }
+    };
+    // int8 keys: the frame's mean term, before the first S is issued (S's registers are free then)
+    auto frame_mean = [&]() {
         if constexpr (kInt8) {
-            const float * mean = reinterpret_cast<const float *>(slot + K.layout.k_meta) + K.layout.blocks() * H + h * D;
+            // lane i loads dims 4 i + [0, 4) (4-byte aligned only: the meta follows the block scales); a
+            // thread's dims 32 kk + 16 half + 4 t + [0, 4) come from lane 8 kk + 4 half + t
+            const float * mean = reinterpret_cast<const float *>(slot + K.layout.k_meta) + K.layout.blocks() * H + h * D + 4 * lane;
+            const float   mv[4] = {__ldg(mean), __ldg(mean + 1), __ldg(mean + 2), __ldg(mean + 3)};
             float         a0 = 0.0f, a1 = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
-                for (int half = 0; half < 2; ++half) {
-                    const float * mp = mean + 32 * kk + 16 * half + 4 * t;  // 4-byte aligned only (the meta follows the block scales)
-                    const float   mm[4] = {__ldg(mp), __ldg(mp + 1), __ldg(mp + 2), __ldg(mp + 3)};
+                for (int half = 0; half < 2; ++half)
 #pragma unroll
                     for (int i = 0; i < 4; ++i) {
-                        a0 = fmaf(s8_value(qf[kk][2 * half], i), mm[i], a0);
-                        a1 = fmaf(s8_value(qf[kk][2 * half + 1], i), mm[i], a1);
+                        const float mm = __shfl_sync(0xffffffffu, mv[i], 8 * kk + 4 * half + t);
+                        a0 = fmaf(s8_value(qf[kk][2 * half], i), mm, a0);
+                        a1 = fmaf(s8_value(qf[kk][2 * half + 1], i), mm, a1);
                     }
-                }
 #pragma unroll
             for (int off = 1; off <= 2; off <<= 1) {
                 a0 += __shfl_xor_sync(0xffffffffu, a0, off);
@@ -343,12 +356,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         }
     };
     // S = Q K^T of tile `it` from the stored 8-bit keys (K-major B: a k32 step is 32 B into the key row)
-    float4 bc0, bc1;  // the tile's two blocks' constants (frame table), read at issue
+    float bc0, bc1;  // the tile's two blocks' key scales (frame table), read at issue
     auto issue_s = [&](int it, int lf, int r) {
         const int st = it % kKStages;
         tma::mbar_wait(&full_k[st], (it / kKStages) & 1);
         const bool fresh = __shfl_sync(0xffffffffu, int(lf != q_frame), 0);
-        if (fresh) new_frame(lf);
+        if (fresh) new_frame(lf), frame_mean();
         const uint32_t kb = tma::saddr(kst + st * kTile);
         wg::fence();
 #pragma unroll
@@ -361,28 +374,22 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         if (fresh) frame_consts();
         bc0 = tab[r / kKvBlockTokens], bc1 = tab[min(r / kKvBlockTokens + 1, K.layout.blocks() - 1)];
     };
-    // O += P' V of tile `it` (V^T: a k32 step is 32 keys into each channel row)
-    // ot[64 x 64] = P' V[:, 64 half, +64) of tile `it` in fresh registers (V^T rows 64 half: 8 KB on);
-    // half 0 also takes the row sums and the tile's factors for the merge
-    auto issue_pv = [&](int it, int half) {
+    // O[64 x D] += P V of tile `it` (f16 values as N-major B, as attention_ws.cu), and the row sums of P
+    auto issue_pv = [&](int it) {
         const int st = it % kVStages;
-        if (half == 0) tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
-        const uint32_t vb = tma::saddr(vts + st * kTile) + half * 64 * 128;
+        tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
+        const uint32_t vb = tma::saddr(vst + st * kVTile), ob = tma::saddr(ones);
         wg::fence();
 #pragma unroll
-        for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n64k32_e4m3(ot, pa[kk], wg::desc_sw128(vb + kk * 32, 16, 1024), kk > 0);
-        if (half == 0) {
-            const uint32_t ob = tma::saddr(ones);
+        for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n128k16<1, true>(o, pa[kk], wg::desc_sw128(vb + kk * 16 * 128, BK * 128, 1024));
 #pragma unroll
-            for (int kk = 0; kk < BK / 32; ++kk) wg::mma_m64n8k32_e4m3(lsum, pa[kk], wg::desc_sw128(ob + kk * 32, 16, 1024), kk > 0);
-        }
+        for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n8k16_f16(lsum, pa[kk], wg::desc_sw128(ob + (kk / 4) * 1024 + (kk % 4) * 32, 16, 1024), kk > 0);
         wg::commit();
-        if (half == 0) cm_pv0 = cm_n0, cm_pv1 = cm_n1, ip_pv0 = ip_n0, ip_pv1 = ip_n1, c_pv0 = c0, c_pv1 = c1;
+        cm_pv0 = cm_n0, cm_pv1 = cm_n1;
     };
-    // Tile [j0, jend): raw products to P' = P s_v / sigma in place,
-    // each a single FFMA before the exp2: score = a_b acc + qm (a_b = s_q s_k of the key's 64-block),
-    // and exp2(score sl2 - max sl2) times the block's P' multiplier is exp2 of one more added constant.
-    // Also updates the row maxima and sums and leaves O's rescale (maxima and sigma) in c0, c1.
+    // Tile [j0, jend): raw products to P in place, each a single FFMA before the exp2:
+    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block). Also updates the row maxima and leaves
+    // O's rescale (maxima and sigma) in c0, c1. kExpH2: leaves the exponent arguments (pack_p takes them).
     auto softmax = [&](int64_t j0, int64_t jend) {
         if constexpr (kInt8) {
 #pragma unroll
@@ -413,21 +420,20 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             r00 = fmaxf(r00, __shfl_xor_sync(0xffffffffu, r00, off)), r01 = fmaxf(r01, __shfl_xor_sync(0xffffffffu, r01, off));
             r10 = fmaxf(r10, __shfl_xor_sync(0xffffffffu, r10, off)), r11 = fmaxf(r11, __shfl_xor_sync(0xffffffffu, r11, off));
         }
-        const float a00 = sq0 * bc0.x, a01 = sq0 * bc1.x, a10 = sq1 * bc0.x, a11 = sq1 * bc1.x;
+        const float a00 = sq0 * bc0, a01 = sq0 * bc1, a10 = sq1 * bc0, a11 = sq1 * bc1;
         // -inf (a fully masked block) stays -inf: scales are positive
         r00 -= kMagic, r01 -= kMagic, r10 -= kMagic, r11 -= kMagic;  // exact
         const float mx0 = fmaxf(m0, fmaxf(fmaf(r00, a00, qm0), fmaf(r01, a01, qm0)));
         const float mx1 = fmaxf(m1, fmaxf(fmaf(r10, a10, qm1), fmaf(r11, a11, qm1)));
         const float b0s = mx0 == -INFINITY ? 0.0f : mx0 * sl2, b1s = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
-        const float lp0 = bc0.z, lp1 = bc1.z;  // log2 of the P' multipliers
         const float cm0 = fast_exp2(m0 * sl2 - b0s), cm1 = fast_exp2(m1 * sl2 - b1s);
         c0 = cm0 * rebase, c1 = cm1 * rebase;
         rebase = 1.0f;
         m0 = mx0, m1 = mx1;
         const float e00 = a00 * sl2, e01 = a01 * sl2, e10 = a10 * sl2, e11 = a11 * sl2;
         // (kMagic folded in: its rounding here is below one unit of acc)
-        const float f00 = fmaf(qm0, sl2, lp0 - b0s) - kMagic * e00, f01 = fmaf(qm0, sl2, lp1 - b0s) - kMagic * e01;
-        const float f10 = fmaf(qm1, sl2, lp0 - b1s) - kMagic * e10, f11 = fmaf(qm1, sl2, lp1 - b1s) - kMagic * e11;
+        const float f00 = fmaf(qm0, sl2, -b0s) - kMagic * e00, f01 = fmaf(qm0, sl2, -b0s) - kMagic * e01;
+        const float f10 = fmaf(qm1, sl2, -b1s) - kMagic * e10, f11 = fmaf(qm1, sl2, -b1s) - kMagic * e11;
 #pragma unroll
         for (int j = 0; j < BK / 8; ++j) {
             const bool second = j >= BK / 16;
@@ -437,66 +443,45 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 const float x = fmaf(as_f(sa[j][c]), c < 2 ? ea : eb, c < 2 ? fa : fb);
                 set_f(sa[j][c], kExpH2 ? x : fast_exp2(x));
             }
-        }  // kExpH2: pack_p takes the exponentials
-        // for the row sums: they are of P itself, P' / multiplier (no sigma)
-        cm_n0 = cm0, cm_n1 = cm1, ip_n0 = bc0.w, ip_n1 = bc1.w;
+        }
+        cm_n0 = cm0, cm_n1 = cm1;
     };
-    // after a P V landed: its tile's row sums into l (lsum columns 0 / 1: blocks 0 / 1, rows g / g + 8)
+    // after a P V landed: its tile's row sums into l
     auto fold_l = [&]() {
         wg::fence_regs(lsum);
-        l0 = fmaf(l0, cm_pv0, fmaf(lsum[0][0], ip_pv0, lsum[0][1] * ip_pv1));
-        l1 = fmaf(l1, cm_pv1, fmaf(lsum[0][2], ip_pv0, lsum[0][3] * ip_pv1));
+        l0 = fmaf(l0, cm_pv0, lsum[0][0]);
+        l1 = fmaf(l1, cm_pv1, lsum[0][2]);
     };
-    // O (fp32) follows the landed tile's maxima and sigma, and takes its P' V half
-    auto merge = [&](int half) {
-        wg::fence_regs(ot);
+    // O, in the previous tile's maxima and sigma, follows the new ones (before the next P V is added)
+    auto rescale_o = [&]() {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            float(&d)[4] = o[8 * half + i];
-            d[0] = fmaf(d[0], c_pv0, ot[i][0]), d[1] = fmaf(d[1], c_pv0, ot[i][1]);
-            d[2] = fmaf(d[2], c_pv1, ot[i][2]), d[3] = fmaf(d[3], c_pv1, ot[i][3]);
-        }
+        for (int nd = 0; nd < D / 8; ++nd) o[nd][0] *= c0, o[nd][1] *= c0, o[nd][2] *= c1, o[nd][3] *= c1;
     };
-    // both halves of tile `it`'s P V, merged: the second half's MMA runs while the first is merged
-    auto pv_tile = [&](int it) {
-        wg::wait<0>();
-        merge(0);
-        fold_l();
-        issue_pv(it, 1);
-        wg::wait<0>();
-        merge(1);
-        release(&empty_v[it % kVStages]);
-    };
-    // P' in e4m3 as the A fragments of the four k32 steps: n-tiles 4kk, 4kk+1 (keys 2t, 2t+1, 8+2t, 9+2t)
-    // fill registers 0, 1 and n-tiles 4kk+2, 4kk+3 registers 2, 3 — the order V^T's columns are in.
+    // P in f16 as the A fragments of the eight k16 steps: the C layout of two adjacent key n-tiles is the
+    // A layout of one k16 step (FA2)
     auto pack_p = [&]() {
 #pragma unroll
-        for (int kk = 0; kk < BK / 32; ++kk)
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const int j = 4 * kk + 2 * hf;
-                if constexpr (kExpH2) {
-                    pa[kk][2 * hf + 0] = __byte_perm(exp2_e4m3x2(as_f(sa[j][0]), as_f(sa[j][1])), exp2_e4m3x2(as_f(sa[j + 1][0]), as_f(sa[j + 1][1])), 0x5410);
-                    pa[kk][2 * hf + 1] = __byte_perm(exp2_e4m3x2(as_f(sa[j][2]), as_f(sa[j][3])), exp2_e4m3x2(as_f(sa[j + 1][2]), as_f(sa[j + 1][3])), 0x5410);
-                } else {
-                    pa[kk][2 * hf + 0] = e4m3x4(as_f(sa[j][0]), as_f(sa[j][1]), as_f(sa[j + 1][0]), as_f(sa[j + 1][1]));
-                    pa[kk][2 * hf + 1] = e4m3x4(as_f(sa[j][2]), as_f(sa[j][3]), as_f(sa[j + 1][2]), as_f(sa[j + 1][3]));
-                }
+        for (int j = 0; j < BK / 8; ++j) {
+            if constexpr (kExpH2) {
+                pa[j / 2][(j % 2) * 2 + 0] = exp2_f16x2(as_f(sa[j][0]), as_f(sa[j][1]));
+                pa[j / 2][(j % 2) * 2 + 1] = exp2_f16x2(as_f(sa[j][2]), as_f(sa[j][3]));
+            } else {
+                pa[j / 2][(j % 2) * 2 + 0] = pack_f16(as_f(sa[j][0]), as_f(sa[j][1]));
+                pa[j / 2][(j % 2) * 2 + 1] = pack_f16(as_f(sa[j][2]), as_f(sa[j][3]));
             }
+        }
     };
 
     const int n_tiles = __shfl_sync(0xffffffffu, count_tiles<BK>(K, j_begin, block_lim), 0);
     const int n_active = __shfl_sync(0xffffffffu, count_tiles<BK>(K, j_begin, wg_lim), 0);
-    // ping-pong as attention_ws.cu (without it: the same speed here, fp8 1.94 vs 1.89 ms)
+    // ping-pong as attention_ws.cu
     auto pp_sync = [&]() { tma::bar_sync(1 + cw, 256); };
     auto pp_arrive = [&](int it) {
         if (!(cw == 1 && it == n_tiles - 1)) tma::bar_arrive(1 + (cw ^ 1), 256);
     };
     if (cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
 
-    auto land_s = [&]() {
-        wg::fence_regs(sa);
-    };
+    // as attention_ws.cu: the softmax of tile `it` under the P V of tile it - 1
     TileCursor<BK> cur(K, j_begin, block_lim);
     int            it = 0;
     if (n_active > 0) {
@@ -504,7 +489,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         issue_s(0, cur.frame, cur.r);
         pp_arrive(0);
         wg::wait<0>();
-        land_s();
+        wg::fence_regs(sa);
         release(&empty_k[0]);
         softmax(cur.a, cur.end);
         pack_p();
@@ -512,17 +497,24 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             cur.next();
             pp_sync();
             issue_s(it, cur.frame, cur.r);
-            issue_pv(it - 1, 0);
+            issue_pv(it - 1);
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
-            land_s();
+            wg::fence_regs(sa);
             release(&empty_k[it % kKStages]);
             softmax(cur.a, cur.end);
-            pv_tile(it - 1);
+            wg::wait<0>();
+            wg::fence_regs(o);
+            fold_l();
+            release(&empty_v[(it - 1) % kVStages]);
+            rescale_o();
             pack_p();
         }
-        issue_pv(n_active - 1, 0);
-        pv_tile(n_active - 1);
+        issue_pv(n_active - 1);
+        wg::wait<0>();
+        wg::fence_regs(o);
+        fold_l();
+        release(&empty_v[(n_active - 1) % kVStages]);
     }
     for (; it < n_tiles; ++it) {
         // past this warpgroup's rows: release the stages unread once they hold this tile

@@ -21,10 +21,13 @@ TEST_CASE("the 8-bit MMA attention's roundings keep it within a few percent of e
             const test::Q8Case c = test::make_q8_case(fmt, spread);
             Tensor twin = Tensor::host(DType::f32, c.q.shape());
             REQUIRE(cpu.attention_ring(twin, c.q, c.store, c.L, c.view, c.tail_k, c.tail_v, c.rope, 0.088f).ok());
-            const double e = test::rel_err(test::q8_model_out(c, 0.088f), twin);
-            INFO(kv_format_name(fmt) << ", value-scale spread " << spread << ": model vs exact rel err " << e);
-            // measured: int8 0.004 / 0.016, fp8 0.010 / 0.040 (fp8: mostly Q in e4m3). Uneven values raise
-            // every rounding's effect (outputs further from each value), but no more than that.
+            test::Q8Numerics num;  // the kernel's: f16 P V
+            num.pv = test::PvSum::f16;
+            const double e = test::rel_err(test::q8_model_out(c, 0.088f, num), twin);
+            const double e_p8 = test::rel_err(test::q8_model_out(c, 0.088f), twin);  // with P' in e4m3 (the kernel until f83171d)
+            WARN(kv_format_name(fmt) << ", value-scale spread " << spread << ": model vs exact rel err " << e << " (P' in e4m3: " << e_p8 << ")");
+            // measured with P' in e4m3: int8 0.004 / 0.016, fp8 0.010 / 0.040 (fp8: mostly Q in e4m3). Uneven
+            // values raise every rounding's effect (outputs further from each value), but no more than that.
             CHECK(std::isfinite(e));
             CHECK(e > 1e-4);  // the roundings are there (an exact model would be a useless reference)
             CHECK(e < (fmt == KvFormat::int8 ? 0.03 : 0.06));
@@ -55,10 +58,11 @@ TEST_CASE("the e4m3 MMA accumulator model: exact on small sums, loses terms belo
     CHECK(test::mma_acc_step(8191.5f, &half, 1, m) == 8192.0f);
 }
 
-// Why the kernel accumulates P'V two-level: over a long, diffuse history one accumulator stalls once the
+// Why the kernel's P V is not one e4m3 MMA accumulator: over a long, diffuse history it stalls once the
 // sum outgrows its terms 2^13-fold (the one-level kernel measured 16-20 % on the GPU), and the loss grows
-// with the history; fresh accumulators per tile, added in fp32, keep the algorithm's own accuracy.
-TEST_CASE("one e4m3 MMA accumulator over a long history loses a growing share of P'V; two-level does not",
+// with the history; fresh accumulators per tile added in fp32 (two-level), or P V in f16 with fp32
+// accumulation (the kernel now), keep the algorithm's own accuracy.
+TEST_CASE("one e4m3 MMA accumulator over a long history loses a growing share of P'V; two-level and f16 do not",
           "[attention_q8][cpu]") {
     CpuBackend cpu;
     double one_short = 0.0;
@@ -68,16 +72,18 @@ TEST_CASE("one e4m3 MMA accumulator over a long history loses a growing share of
         const test::Q8Case c = test::make_q8_case(KvFormat::int8, 0.0f, sh);
         Tensor twin = Tensor::host(DType::f32, c.q.shape());
         REQUIRE(cpu.attention_ring(twin, c.q, c.store, c.L, c.view, c.tail_k, c.tail_v, c.rope, 0.088f).ok());
-        double e[3];
-        for (test::PvSum pv : {test::PvSum::exact, test::PvSum::one_level, test::PvSum::two_level}) {
+        double e[4];
+        for (test::PvSum pv : {test::PvSum::exact, test::PvSum::one_level, test::PvSum::two_level, test::PvSum::f16}) {
             test::Q8Numerics num;
             num.pv = pv;
             e[int(pv)] = test::rel_err(test::q8_model_out(c, 0.088f, num), twin);
         }
-        INFO("window " << window << ": exact sums " << e[0] << ", one-level " << e[1] << ", two-level " << e[2]);
+        INFO("window " << window << ": exact sums " << e[0] << ", one-level " << e[1] << ", two-level " << e[2] << ", f16 " << e[3]);
         CHECK(std::isfinite(e[1]));
         CHECK(e[1] > 10.0 * e[0]);
         CHECK(e[2] < 1.5 * e[0] + 1e-4);
+        CHECK(e[3] < 1.1 * e[0] + 1e-4);  // f16 P and values: no worse than the exact sums
+        CHECK(e[3] > 0.0);
         if (window == 12) one_short = e[1];
         else CHECK(e[1] > 2.0 * one_short);
     }
