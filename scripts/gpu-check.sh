@@ -48,7 +48,7 @@ set +e
 rc=0
 if [ "$skip_tests" = 0 ]; then
 # -V: the tests' warnings (measured errors, the attention throughput per kernel) go to the log too
-ctest --test-dir "$build" -L cuda -V > "$OUT/ctest-cuda.log" 2>&1
+ctest --test-dir "$build" -L cuda -V --timeout 180 > "$OUT/ctest-cuda.log" 2>&1
 rc=$?
 grep -E "tests passed|Test +#|Failed|\*\*\*" "$OUT/ctest-cuda.log"
 # compute-sanitizer memcheck and racecheck (issue 4) on the KV offload path (two streams, pinned host
