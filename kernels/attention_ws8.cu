@@ -27,8 +27,6 @@
 
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 
 namespace avs::kernels {
@@ -101,14 +99,6 @@ __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8
 // of one key per step; the 8 threads of a quarter-warp take 8 consecutive keys, so both the 16-byte reads
 // and the 16-byte writes of a quarter-warp hit 8 different chunks (no bank conflicts).
 constexpr int kWideners = 3;
-// Bits (A/B against cvt, AVS_WS8_WIDEN=bits): e4m3 bytes b0, b1 -> f16 bits of b * 2^-8 (exact, also for
-// e4m3 subnormals) on the integer pipe: |b| << 7 with the sign moved from bit 14 to 15 by one add; the
-// caller's ratio carries the 2^8. Four ALU ops per pair instead of one conversion.
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2_scaled(uint32_t w, uint32_t sel) {
-    const uint32_t a = __byte_perm(w, 0, sel) >> 1;  // b0 << 7 | b1 << 23: sign bits at 14 and 30
-    return a + (a & 0x40004000u);                     // sign to 15 / 31 (bits 15 and 31 of a are 0)
-}
-template <bool kBits>
 __device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int i0, __half2 r0, __half2 r1) {
 #pragma unroll 2
     for (int idx = i0; idx < BK * 8; idx += 32 * kWideners) {
@@ -119,14 +109,8 @@ __device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int i
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const uint32_t wd = (&w.x)[j];
-            __half2        lo, hi;
-            if constexpr (kBits) {
-                const uint32_t l = e4m3x2_to_f16x2_scaled(wd, 0x1404u), u = e4m3x2_to_f16x2_scaled(wd, 0x3424u);
-                lo = *reinterpret_cast<const __half2 *>(&l), hi = *reinterpret_cast<const __half2 *>(&u);
-            } else {
-                lo = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd & 0xFFFFu), __NV_E4M3));
-                hi = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd >> 16), __NV_E4M3));
-            }
+            __half2        lo = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd & 0xFFFFu), __NV_E4M3));
+            __half2        hi = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd >> 16), __NV_E4M3));
             lo = __hmul2(lo, r), hi = __hmul2(hi, r);
             hv[2 * j] = *reinterpret_cast<const uint32_t *>(&lo), hv[2 * j + 1] = *reinterpret_cast<const uint32_t *>(&hi);
         }
@@ -141,7 +125,7 @@ __device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int i
 template <int F, bool kExpH2>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                     const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, SplitPlan plan,
-                                                                    RopeTabs tabs, float scale, bool widen_bits) {
+                                                                    RopeTabs tabs, float scale) {
 #if AVS_WGMMA
     constexpr bool  kInt8 = F == int(KvFormat::int8);
     // int8 scores convert as the bits of kMagic + acc (an integer add, not the quarter-rate I2F)
@@ -205,14 +189,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 ivmax = vmax > 0.0f ? 1.0f / vmax : 1.0f;
             }
             const int     b0 = cur.r / kKvBlockTokens, b1 = min(b0 + 1, nb - 1);
-            const float   wscale = widen_bits ? 256.0f : 1.0f;
-            const __half2 r0 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b0) * ivmax * wscale);
-            const __half2 r1 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b1) * ivmax * wscale);
+            const __half2 r0 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b0) * ivmax);
+            const __half2 r1 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b1) * ivmax);
             const int     sv = it % kVStages, rs = it % kRawStages;
             tma::mbar_wait(&raw_full[rs], (it / kRawStages) & 1);
             tma::mbar_wait(&empty_v[sv], ((it / kVStages) & 1) ^ 1);
-            if (widen_bits) widen_v<true>(vraw + rs * kTile, vst + sv * kVTile, threadIdx.x - 32, r0, r1);
-            else widen_v<false>(vraw + rs * kTile, vst + sv * kVTile, threadIdx.x - 32, r0, r1);
+            widen_v(vraw + rs * kTile, vst + sv * kVTile, threadIdx.x - 32, r0, r1);
             wg::fence_async_smem();  // the consumers' wgmma reads the values through the async proxy
             tma::bar_sync(3, 32 * kWideners);
             if (threadIdx.x == 32) {
@@ -567,13 +549,7 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
     if (e != cudaSuccess) return e;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(plan.n));
-    // e4m3 -> f16 widening by conversion instructions (default) or integer bit operations (an A/B)
-    static const bool widen_bits = [] {
-        const char * e = std::getenv("AVS_WS8_WIDEN");
-        return e && !std::strcmp(e, "bits");
-    }();
-    kern<<<grid, kThreads, kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, plan, rope_tabs(K), scale,
-                                            widen_bits);
+    kern<<<grid, kThreads, kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, plan, rope_tabs(K), scale);
     return cudaGetLastError();
 }
 
