@@ -20,8 +20,8 @@ cudaError_t attention_ws(void * out, const void * q, int64_t Lq, int heads, int 
 cudaError_t attention_ws_tail(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, int slot, float scale,
                               cudaStream_t stream);
 
-// kernels/attention_ws8.cu: an fp8 / int8 ring store read in its stored format by 8-bit warpgroup MMAs
-// (head_dim 128). With a tail it needs keys.nsplit >= 2: the history takes splits [0, nsplit - 1), the
+// kernels/attention_ws8.cu: an fp8 / int8 ring store read by 8-bit warpgroup MMAs on its stored keys
+// and f16 ones on its values widened in shared memory (head_dim 128). With a tail it needs keys.nsplit >= 2: the history takes splits [0, nsplit - 1), the
 // tail (through attention_ws_tail) the last; the partials are merged.
 bool        attention_ws8_supported(const AttnKeys & keys, int head_dim);
 // exp_h2: the softmax's exponentials as f16 pairs (one ex2.approx.f16x2 per two keys), an A/B variant

@@ -94,16 +94,18 @@ __device__ __forceinline__ void  set_f(int & r, float v) { r = __float_as_int(v)
 __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8_t((w >> (8 * i)) & 0xFFu)); }
 
 // Producer: raw V tile [BK keys][128 B] e4m3 (128-byte swizzle, as TMA wrote it) -> f16 [2 panels of
-// 64 channels][BK keys][128 B] (128-byte swizzle: attention_ws.cu's N-major B layout), each value times
-// its 64-key block's ratio (r0: keys [0, 64), r1: the rest). Thread i of kWideners * 32 takes 16 channels
-// of one key per step; the 8 threads of a quarter-warp take 8 consecutive keys, so both the 16-byte reads
-// and the 16-byte writes of a quarter-warp hit 8 different chunks (no bank conflicts).
+// 64 channels][BK keys][128 B] (wg::swz_off's layout, attention_ws.cu's N-major B operand), each value
+// times its 64-key block's ratio (r0: keys [0, 64), r1: the rest). Thread i of kWideners * 32 takes 16
+// channels of one key per step; the 8 threads of a quarter-warp take 8 consecutive keys, so their 16-byte
+// reads and writes address 8 different chunks (meant conflict-free; Nsight Compute still counted 14 % of
+// the kernel's shared-store wavefronts as conflicts, not yet explained).
 constexpr int kWideners = 3;
 __device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int i0, __half2 r0, __half2 r1) {
 #pragma unroll 2
     for (int idx = i0; idx < BK * 8; idx += 32 * kWideners) {
-        const int   key = (idx & 7) + 8 * (idx >> 6), c16 = (idx >> 3) & 7, x = key & 7;
-        const uint4 w = *reinterpret_cast<const uint4 *>(raw + key * 128 + ((c16 ^ x) << 4));
+        const int   key = (idx & 7) + 8 * (idx >> 6), c16 = (idx >> 3) & 7;
+        // a 128-byte raw row is one panel of 16-byte chunks: twice swz_off's bf16 offset in bytes
+        const uint4 w = *reinterpret_cast<const uint4 *>(raw + 2 * wg::swz_off(BK, key, c16));
         const __half2 r = key < 64 ? r0 : r1;
         uint32_t      hv[8];
 #pragma unroll
@@ -114,10 +116,10 @@ __device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int i
             lo = __hmul2(lo, r), hi = __hmul2(hi, r);
             hv[2 * j] = *reinterpret_cast<const uint32_t *>(&lo), hv[2 * j + 1] = *reinterpret_cast<const uint32_t *>(&hi);
         }
-        // channels 16 c16 + [0, 16): panel c16 / 4, 8-channel chunks 2 (c16 % 4) and the next
-        uint8_t * row = vf + (c16 >> 2) * (BK * 128) + key * 128;
-        *reinterpret_cast<uint4 *>(row + (((2 * (c16 & 3)) ^ x) << 4))     = make_uint4(hv[0], hv[1], hv[2], hv[3]);
-        *reinterpret_cast<uint4 *>(row + (((2 * (c16 & 3) + 1) ^ x) << 4)) = make_uint4(hv[4], hv[5], hv[6], hv[7]);
+        // channels 16 c16 + [0, 16): the f16 row's 8-channel chunks 2 c16 and 2 c16 + 1
+        __half * vh = reinterpret_cast<__half *>(vf);
+        *reinterpret_cast<uint4 *>(vh + wg::swz_off(BK, key, 2 * c16))     = make_uint4(hv[0], hv[1], hv[2], hv[3]);
+        *reinterpret_cast<uint4 *>(vh + wg::swz_off(BK, key, 2 * c16 + 1)) = make_uint4(hv[4], hv[5], hv[6], hv[7]);
     }
 }
 

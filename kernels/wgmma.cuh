@@ -67,28 +67,25 @@ __device__ __forceinline__ void fence_async_smem() {
 #define AVS_WG_D8(d, i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
 
 // d[64 x 64] (+)= A[64 x 16] B[16 x 64]; d[j] holds columns 8j..8j+7 in the mma.sync C layout.
-// accumulate = false overwrites d (the first k-step of a fresh product). T: bf16 or f16 operands
-// (f16: the 8-bit kernel's P V, values widened exactly from e4m3).
-#define AVS_WG_N64_OPS                                                                                                                 \
-    : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6), AVS_WG_D8(d, 7) \
-    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB), "r"(int(accumulate))
-#define AVS_WG_N64_ASM(T)                                                                                                              \
-    "{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"                                                                                       \
-    "wgmma.mma_async.sync.aligned.m64n64k16.f32." T "." T " "                                                                           \
-    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"                                                                           \
-    "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "                                                                \
-    "{%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"
-template <int TransB, bool F16 = false>
+// accumulate = false overwrites d (the first k-step of a fresh product).
+template <int TransB>
 __device__ __forceinline__ void mma_m64n64k16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
 #if AVS_WGMMA
-    if constexpr (F16) asm volatile(AVS_WG_N64_ASM("f16") AVS_WG_N64_OPS);
-    else asm volatile(AVS_WG_N64_ASM("bf16") AVS_WG_N64_OPS);
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "{%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"
+                 : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6),
+                   AVS_WG_D8(d, 7)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(TransB), "r"(int(accumulate)));
 #else
     __trap();
 #endif
 }
 
-// d[64 x 128] (+)= A[64 x 16] B[16 x 128].
+// d[64 x 128] (+)= A[64 x 16] B[16 x 128]. F16: f16 operands instead of bf16 (the 8-bit kernel's P V,
+// its values widened exactly from e4m3).
 #define AVS_WG_N128_OPS                                                                                                                \
     : AVS_WG_D8(d, 0), AVS_WG_D8(d, 1), AVS_WG_D8(d, 2), AVS_WG_D8(d, 3), AVS_WG_D8(d, 4), AVS_WG_D8(d, 5), AVS_WG_D8(d, 6), AVS_WG_D8(d, 7), \
       AVS_WG_D8(d, 8), AVS_WG_D8(d, 9), AVS_WG_D8(d, 10), AVS_WG_D8(d, 11), AVS_WG_D8(d, 12), AVS_WG_D8(d, 13), AVS_WG_D8(d, 14),          \
@@ -123,8 +120,6 @@ __device__ __forceinline__ void mma_m64n8k16_f16(float (&d)[1][4], const uint32_
     __trap();
 #endif
 }
-#undef AVS_WG_N64_OPS
-#undef AVS_WG_N64_ASM
 #undef AVS_WG_N128_OPS
 #undef AVS_WG_N128_ASM
 
