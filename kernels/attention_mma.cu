@@ -463,7 +463,6 @@ std::atomic<int> & kernel_choice() {
         const char * e = std::getenv("AVS_ATTN_KERNEL");
         if (e && !std::strcmp(e, "ws")) return int(AttnKernel::warp_specialized);
         if (e && !std::strcmp(e, "ws8")) return int(AttnKernel::mma8);
-        if (e && !std::strcmp(e, "ws8h2")) return int(AttnKernel::mma8_h2);
         if (e && !std::strcmp(e, "wgmma")) return int(AttnKernel::wgmma);
         if (e && !std::strcmp(e, "mma_sync")) return int(AttnKernel::mma_sync);
         return int(AttnKernel::automatic);
@@ -473,7 +472,7 @@ std::atomic<int> & kernel_choice() {
 
 // The 8-bit kernel runs for fp8 / int8 stores unless another kernel is pinned.
 bool uses_ws8(AttnKernel k, const AttnKeys & keys, int head_dim) {
-    return (k == AttnKernel::automatic || k == AttnKernel::mma8 || k == AttnKernel::mma8_h2) && attention_ws8_supported(keys, head_dim);
+    return (k == AttnKernel::automatic || k == AttnKernel::mma8) && attention_ws8_supported(keys, head_dim);
 }
 
 } // namespace
@@ -520,9 +519,9 @@ cudaError_t attention_mma(void * out, const void * q, int64_t Lq, int heads, int
     if (!attention_mma_supported(DType::bf16, keys, head_dim)) return cudaErrorInvalidValue;
     const AttnKernel k = attention_kernel();
     // NotSupported (a tensor map, the register count, no split for the tail): the next kernel down
-    const bool       ws8 = k == AttnKernel::mma8 || k == AttnKernel::mma8_h2;
+    const bool       ws8 = k == AttnKernel::mma8;
     if (uses_ws8(k, keys, head_dim)) {
-        const cudaError_t e = attention_ws8(out, q, Lq, heads, head_dim, keys, scale, k == AttnKernel::mma8_h2, stream);
+        const cudaError_t e = attention_ws8(out, q, Lq, heads, head_dim, keys, scale, stream);
         if (e != cudaErrorNotSupported) return e;
     }
     if ((k == AttnKernel::automatic || k == AttnKernel::warp_specialized || ws8) && attention_ws_supported(keys, head_dim)) {

@@ -13,14 +13,12 @@
 namespace avs::kernels {
 
 // Which tensor-core kernel runs. `automatic` (the default) takes the fastest accurate one the build,
-// device and keys allow (on Hopper: attention_ws, which dequantizes 8-bit tiles to bf16); tests and A/B
-// benchmarks pin one (a pinned kernel the call cannot use falls back the same way). `mma8` pins
-// attention_ws8 (8-bit MMAs on fp8 / int8 stores, head_dim 128): as fast as bf16 but not yet accurate
-// enough over a full window (the e4m3 MMA's accumulator, docs/KV_FORMATS.md), so opt-in only.
-// `mma8_h2` is mma8 with the softmax's exponentials as f16 pairs (ex2.approx.f16x2: half the SFU
-// instructions, if the hardware runs them at the f32 rate; an A/B experiment, docs/KV_FORMATS.md).
-// The environment variable AVS_ATTN_KERNEL=ws|ws8|ws8h2|wgmma|mma_sync sets the initial choice.
-enum class AttnKernel { automatic, warp_specialized, wgmma, mma_sync, mma8, mma8_h2 };
+// device and keys allow (on Hopper: attention_ws8 for fp8 / int8 stores at head_dim 128 — 8-bit MMAs on
+// the stored keys —, else attention_ws); tests and A/B benchmarks pin one (a pinned kernel the call
+// cannot use falls back the same way): `warp_specialized` keeps 8-bit stores on attention_ws (which
+// dequantizes them to bf16 tiles), `mma8` pins attention_ws8.
+// The environment variable AVS_ATTN_KERNEL=ws|ws8|wgmma|mma_sync sets the initial choice.
+enum class AttnKernel { automatic, warp_specialized, wgmma, mma_sync, mma8 };
 void       attention_set_kernel(AttnKernel k);
 AttnKernel attention_kernel();
 

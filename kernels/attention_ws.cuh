@@ -24,8 +24,7 @@ cudaError_t attention_ws_tail(void * out, const void * q, int64_t Lq, int heads,
 // and f16 ones on its values widened in shared memory (head_dim 128). With a tail it needs keys.nsplit >= 2: the history takes splits [0, nsplit - 1), the
 // tail (through attention_ws_tail) the last; the partials are merged.
 bool        attention_ws8_supported(const AttnKeys & keys, int head_dim);
-// exp_h2: the softmax's exponentials as f16 pairs (one ex2.approx.f16x2 per two keys), an A/B variant
 cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
-                          bool exp_h2, cudaStream_t stream);
+                          cudaStream_t stream);
 
 } // namespace avs::kernels

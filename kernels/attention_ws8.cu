@@ -9,9 +9,10 @@
 //  - Q quantized per row once (int8 / e4m3) with a scale bounded by the temporal pairs' norms, so the
 //    Q-side temporal RoPE of each key frame only re-quantizes those pairs;
 //  - int8 keys: score = s_q s_k (q8 . k8) + s_q (q8 . mean of the frame);
-//  - P V in f16 with fp32 accumulation: the producer widens each raw e4m3 value tile to f16 (exact)
-//    times its 64-key block's s_v / (the frame's largest s_v), so P stays a plain probability in [0, 1]
-//    and O is kept in units of the frame's largest value scale, re-based when the frame changes.
+//  - P V in f16 with fp32 accumulation: the producer widens each raw e4m3 value tile to f16 (exact,
+//    one conversion per two values); each key's P carries its 64-key block's s_v / (the frame's largest
+//    s_v) inside the exponent (P' = 2^(x + log2 ratio) <= 1), so O is kept in units of the frame's
+//    largest value scale, re-based when the frame changes; the row sums add P' / ratio per block.
 //    (P V as an e4m3 MMA was measured at ce1b3cd and f83171d: the e4m3 MMA accumulates in about 22 bits,
 //    which lost 16-20 % over a 21-frame window with one accumulator; the two-level fix of SageAttention2
 //    cost 32 registers, spilled, and ran 20-30 % slower than bf16. f16 P V costs half the key side's
@@ -36,7 +37,8 @@ using namespace attn;
 
 constexpr int D = 128, BK = 128;  // a key row is one 128-byte swizzle row
 constexpr int kConsumers = 2, kThreads = 128 * (1 + kConsumers), kBQ = 64 * kConsumers;
-// Stages: keys are released as soon as S landed, so they can run further ahead than the values.
+// Stages: keys are released as soon as S landed, so they can run further ahead than the values. The
+// keys' TMA (warp 0) and the raw values' (the wideners) are issued apart, so neither waits on the other.
 constexpr int kKStages = 4, kVStages = 3, kRawStages = 2;
 constexpr int kTile = BK * D;       // bytes of one 8-bit K or raw V tile
 constexpr int kVTile = BK * D * 2;  // bytes of one f16 V tile: 2 panels of 64 channels [BK keys][128 B]
@@ -47,13 +49,12 @@ static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= (65536 /
 // k32 steps of Q that hold temporal RoPE pairs (their unrotated values are kept in shared memory)
 constexpr int kTQ = 2;  // pairs_t <= 32 (Wan: 22)
 constexpr size_t kQSave = size_t(kTQ) * 4 * 2 * 128 * kConsumers * sizeof(uint32_t);
-// per consumer warp, the current frame's key scale per 64-token block
+// per consumer warp and 64-token block of the current frame: {key scale, log2 ratio, 1 / ratio, 0}
+// (ratio: the block's value scale / the frame's largest, at least 2^-64 so that P' / ratio is P)
 constexpr int    kMaxBlocks = 32;  // 64-token blocks per frame (tokens per frame <= 2048)
-constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float);
-// + 2 KB: the f16 0/1 B operand [8 rows][128 keys] whose MMA with P gives the rows' sums
-constexpr size_t kOnes = 2048;
-constexpr size_t kSmem = 1024 + kOnes + size_t(kTile) * (kKStages + kRawStages) + size_t(kVTile) * kVStages +
-                         2 * (kKStages + kVStages + kRawStages) * sizeof(uint64_t) + kQSave + kFrameTab;
+constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float4);
+constexpr size_t kSmem = 1024 + size_t(kTile) * (kKStages + kRawStages) + size_t(kVTile) * kVStages +
+                         (2 * (kKStages + kVStages) + kRawStages) * sizeof(uint64_t) + kQSave + kFrameTab;
 static_assert(kSmem <= 227 * 1024, "shared memory");
 
 struct Maps {
@@ -71,13 +72,6 @@ __device__ __forceinline__ uint32_t pack_f16(float a, float b) {
     const __half2 h = __floats2half2_rn(a, b);
     return *reinterpret_cast<const uint32_t *>(&h);
 }
-// 2^a, 2^b as an f16 pair by one half-precision SFU op on the pair (the kExpH2 variant): the arguments
-// are <= 0, so the largest probabilities keep f16's full precision.
-__device__ __forceinline__ uint32_t exp2_f16x2(float a, float b) {
-    uint32_t y;
-    asm("ex2.approx.f16x2 %0, %1;" : "=r"(y) : "r"(pack_f16(a, b)));
-    return y;
-}
 __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
     auto q = [](float x) { return uint32_t(max(-127, min(127, __float2int_rn(x)))) & 0xFFu; };
     return q(a) | (q(b) << 8) | (q(c) << 16) | (q(d) << 24);
@@ -94,37 +88,42 @@ __device__ __forceinline__ void  set_f(int & r, float v) { r = __float_as_int(v)
 __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8_t((w >> (8 * i)) & 0xFFu)); }
 
 // Producer: raw V tile [BK keys][128 B] e4m3 (128-byte swizzle, as TMA wrote it) -> f16 [2 panels of
-// 64 channels][BK keys][128 B] (wg::swz_off's layout, attention_ws.cu's N-major B operand), each value
-// times its 64-key block's ratio (r0: keys [0, 64), r1: the rest). Thread i of kWideners * 32 takes 16
-// channels of one key per step; the 8 threads of a quarter-warp take 8 consecutive keys, so their 16-byte
-// reads and writes address 8 different chunks (meant conflict-free; Nsight Compute still counted 14 % of
-// the kernel's shared-store wavefronts as conflicts, not yet explained).
+// 64 channels][BK keys][128 B] (wg::swz_off's layout, attention_ws.cu's N-major B operand), exactly.
+// Lane l of widener warp wi takes key l % 8 of the 8-key groups wi, wi + kWideners, ... and the 16-byte
+// chunks c16 = l / 8 (pass 0) and l / 8 + 4 (pass 1): its offsets are the same in every group (+1 KB a
+// group; pass 1: the read XOR 64, the writes one panel on), and the 8 lanes of a quarter-warp, 8
+// different keys of one chunk, hit 8 different 16-byte bank groups on both sides.
 constexpr int kWideners = 3;
-__device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int i0, __half2 r0, __half2 r1) {
-#pragma unroll 2
-    for (int idx = i0; idx < BK * 8; idx += 32 * kWideners) {
-        const int   key = (idx & 7) + 8 * (idx >> 6), c16 = (idx >> 3) & 7;
-        // a 128-byte raw row is one panel of 16-byte chunks: twice swz_off's bf16 offset in bytes
-        const uint4 w = *reinterpret_cast<const uint4 *>(raw + 2 * wg::swz_off(BK, key, c16));
-        const __half2 r = key < 64 ? r0 : r1;
-        uint32_t      hv[8];
+// two e4m3 values (the first in the low byte) as an f16 pair, exactly
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint16_t pair) {
+    uint32_t y;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(y) : "h"(pair));
+    return y;
+}
+__device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int wi, int lane) {
+    const int k8 = lane % 8, ca = lane / 8;
+    // byte offsets of 2 swz_off (raw chunk c16 = ca) and of swz_off's f16 chunks 2 ca, 2 ca + 1, group 0
+    const int rd = k8 * 128 + ((ca ^ k8) * 16);
+    const int w0 = k8 * 128 + (((2 * ca) ^ k8) * 16), w1 = k8 * 128 + (((2 * ca + 1) ^ k8) * 16);
+#pragma unroll 1  // 2 would not fit the producer's 40 registers
+    for (int g = wi; g < BK / 8; g += kWideners) {
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const uint32_t wd = (&w.x)[j];
-            __half2        lo = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd & 0xFFFFu), __NV_E4M3));
-            __half2        hi = __half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(wd >> 16), __NV_E4M3));
-            lo = __hmul2(lo, r), hi = __hmul2(hi, r);
-            hv[2 * j] = *reinterpret_cast<const uint32_t *>(&lo), hv[2 * j + 1] = *reinterpret_cast<const uint32_t *>(&hi);
+        for (int pass = 0; pass < 2; ++pass) {
+            const uint4 w = *reinterpret_cast<const uint4 *>(raw + g * 1024 + (pass ? rd ^ 64 : rd));
+            uint32_t    hv[8];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const uint32_t wd = (&w.x)[j];
+                hv[2 * j] = e4m3x2_to_f16x2(uint16_t(wd & 0xFFFFu)), hv[2 * j + 1] = e4m3x2_to_f16x2(uint16_t(wd >> 16));
+            }
+            uint8_t * o = vf + pass * (BK * 128) + g * 1024;
+            *reinterpret_cast<uint4 *>(o + w0) = make_uint4(hv[0], hv[1], hv[2], hv[3]);
+            *reinterpret_cast<uint4 *>(o + w1) = make_uint4(hv[4], hv[5], hv[6], hv[7]);
         }
-        // channels 16 c16 + [0, 16): the f16 row's 8-channel chunks 2 c16 and 2 c16 + 1
-        __half * vh = reinterpret_cast<__half *>(vf);
-        *reinterpret_cast<uint4 *>(vh + wg::swz_off(BK, key, 2 * c16))     = make_uint4(hv[0], hv[1], hv[2], hv[3]);
-        *reinterpret_cast<uint4 *>(vh + wg::swz_off(BK, key, 2 * c16 + 1)) = make_uint4(hv[4], hv[5], hv[6], hv[7]);
     }
 }
 
-// kExpH2: the exponentials as f16 pairs (exp2_f16x2) instead of f32 (an A/B variant, AttnKernel::mma8_h2)
-template <int F, bool kExpH2>
+template <int F>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                     const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, SplitPlan plan,
                                                                     RopeTabs tabs, float scale) {
@@ -134,18 +133,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     constexpr float kMagic = kInt8 ? 12582912.0f : 0.0f;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
-    uint8_t *       ones = smem;                           // [2 panels][8][64] f16: row 0 = 1.0, rows 1-7 = 0
-    uint8_t *       kst = smem + kOnes;                    // [kKStages][BK keys][128 B]
+    uint8_t *       kst = smem;                            // [kKStages][BK keys][128 B]
     uint8_t *       vst = kst + kKStages * kTile;          // [kVStages][2 panels][BK keys][64 f16]
     uint8_t *       vraw = vst + kVStages * kVTile;        // [kRawStages][BK keys][128 B]
     uint64_t *      full_k = reinterpret_cast<uint64_t *>(vraw + kRawStages * kTile);  // TMA landed
     uint64_t *      empty_k = full_k + kKStages;           // every consumer warp's S landed
     uint64_t *      full_v = empty_k + kKStages;           // f16 values written
     uint64_t *      empty_v = full_v + kVStages;           // every consumer warp's P V landed
-    uint64_t *      raw_full = empty_v + kVStages;         // raw V landed
-    uint64_t *      raw_empty = raw_full + kRawStages;     // raw V widened
-    uint32_t *      qsave = reinterpret_cast<uint32_t *>(raw_empty + kRawStages);  // [kTQ * 4 * 2][256 consumer threads]
-    float *         frame_tab = reinterpret_cast<float *>(qsave + kTQ * 4 * 2 * 128 * kConsumers);  // [8 warps][kMaxBlocks]
+    uint64_t *      raw_full = empty_v + kVStages;         // raw V landed (the wideners reload a stage once widened)
+    uint32_t *      qsave = reinterpret_cast<uint32_t *>(raw_full + kRawStages);  // [kTQ * 4 * 2][256 consumer threads]
+    float4 *        frame_tab = reinterpret_cast<float4 *>(qsave + kTQ * 4 * 2 * 128 * kConsumers);  // [8 warps][kMaxBlocks]
 
     const WsBlock B = ws_block(K, plan, Lq, kBQ);
     const int     wg = B.wg, warp = B.warp, lane = B.lane, h = B.h, split = B.split;
@@ -154,67 +151,57 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     if (threadIdx.x == 0) {
         for (int i = 0; i < kKStages; ++i) tma::mbar_init(&full_k[i], 1), tma::mbar_init(&empty_k[i], 4 * kConsumers);
         for (int i = 0; i < kVStages; ++i) tma::mbar_init(&full_v[i], 1), tma::mbar_init(&empty_v[i], 4 * kConsumers);
-        for (int i = 0; i < kRawStages; ++i) tma::mbar_init(&raw_full[i], 1), tma::mbar_init(&raw_empty[i], 1);
+        for (int i = 0; i < kRawStages; ++i) tma::mbar_init(&raw_full[i], 1);
         tma::mbar_fence_init();
     }
     __syncthreads();
 
-    if (wg == 0) {  // producer: warp 0 (one thread) issues the TMA loads, warps 1-3 widen V to f16
+    if (wg == 0) {  // producer: warp 0 (one thread) loads the keys, warps 1-3 load the raw values and widen them
         tma::regs_dec<kProducerRegs>();
         if (warp == 0) {
             if (lane != 0) return;
-            tma::prefetch_map(&maps.k), tma::prefetch_map(&maps.v);
+            tma::prefetch_map(&maps.k);
             int it = 0;
             for (TileCursor<BK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
-                const int sk = it % kKStages, rs = it % kRawStages, slot = K.view.slot_of_logical(cur.frame);
+                const int sk = it % kKStages;
                 tma::mbar_wait(&empty_k[sk], ((it / kKStages) & 1) ^ 1);
                 tma::mbar_expect_tx(&full_k[sk], kTile);
-                tma::load_4d(kst + sk * kTile, &maps.k, &full_k[sk], 0, h, cur.r, slot);
-                tma::mbar_wait(&raw_empty[rs], ((it / kRawStages) & 1) ^ 1);
-                tma::mbar_expect_tx(&raw_full[rs], kTile);
-                tma::load_4d(vraw + rs * kTile, &maps.v, &raw_full[rs], 0, h, cur.r, slot);
+                tma::load_4d(kst + sk * kTile, &maps.k, &full_k[sk], 0, h, cur.r, K.view.slot_of_logical(cur.frame));
             }
             return;
         }
-        // lane b holds block b's value scale of the current frame; vmax: the frame's largest
-        int   v_frame = -1, nb = K.layout.blocks();
-        float vs = 0.0f, ivmax = 1.0f;
-        int   it = 0;
-        for (TileCursor<BK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
-            if (cur.frame != v_frame) {
-                v_frame = cur.frame;
-                const uint8_t * slot = K.store + int64_t(K.view.slot_of_logical(cur.frame)) * K.layout.slot_bytes;
-                vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
-                float vmax = vs;
-#pragma unroll
-                for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
-                ivmax = vmax > 0.0f ? 1.0f / vmax : 1.0f;
-            }
-            const int     b0 = cur.r / kKvBlockTokens, b1 = min(b0 + 1, nb - 1);
-            const __half2 r0 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b0) * ivmax);
-            const __half2 r1 = __float2half2_rn(__shfl_sync(0xffffffffu, vs, b1) * ivmax);
-            const int     sv = it % kVStages, rs = it % kRawStages;
+        // thread 32 keeps the raw stages full: tile `ahead` goes into the stage tile ahead - kRawStages left
+        const bool     loader = threadIdx.x == 32;
+        TileCursor<BK> ahead(K, j_begin, block_lim);
+        int            it_ahead = 0;
+        auto           load_raw = [&]() {
+            if (ahead.a >= block_lim) return;
+            const int rs = it_ahead % kRawStages;
+            tma::mbar_expect_tx(&raw_full[rs], kTile);
+            tma::load_4d(vraw + rs * kTile, &maps.v, &raw_full[rs], 0, h, ahead.r, K.view.slot_of_logical(ahead.frame));
+            ahead.next(), ++it_ahead;
+        };
+        if (loader) {
+            tma::prefetch_map(&maps.v);
+            for (int i = 0; i < kRawStages; ++i) load_raw();
+        }
+        const int n_tiles = count_tiles<BK>(K, j_begin, block_lim);
+        for (int it = 0; it < n_tiles; ++it) {
+            const int sv = it % kVStages, rs = it % kRawStages;
             tma::mbar_wait(&raw_full[rs], (it / kRawStages) & 1);
             tma::mbar_wait(&empty_v[sv], ((it / kVStages) & 1) ^ 1);
-            widen_v(vraw + rs * kTile, vst + sv * kVTile, threadIdx.x - 32, r0, r1);
+            widen_v(vraw + rs * kTile, vst + sv * kVTile, warp - 1, lane);
             wg::fence_async_smem();  // the consumers' wgmma reads the values through the async proxy
             tma::bar_sync(3, 32 * kWideners);
-            if (threadIdx.x == 32) {
+            if (loader) {
                 tma::mbar_arrive(&full_v[sv]);
-                tma::mbar_arrive(&raw_empty[rs]);
+                load_raw();  // into stage rs, read by all wideners (bar_sync above)
             }
         }
         return;
     }
 
     tma::regs_inc<kConsumerRegs>();
-    {  // the 0/1 operand, 8 bytes per consumer thread, then visible to the async proxy (rows are uniform
-       // within a panel, so the swizzle does not matter)
-        const int i = threadIdx.x - 128, row = (i % 128) / 16;
-        *reinterpret_cast<uint2 *>(ones + 8 * i) = row == 0 ? make_uint2(0x3C003C00u, 0x3C003C00u) : make_uint2(0u, 0u);
-        wg::fence_async_smem();
-        tma::bar_sync(4, 128 * kConsumers);
-    }
     const int     cw = wg - 1, g = lane / 4, t = lane % 4;
     const int64_t row0 = q0 + 64 * cw + 16 * warp + g, row1 = row0 + 8;
     const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
@@ -272,14 +259,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
     float       m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-    // The row sums come from the tensor cores with the P V they belong to (lsum column 0: rows g / g + 8,
-    // on threads t = 0; zeros elsewhere), folded into l once landed, with that tile's max factor.
-    float       lsum[1][4];
-    float       cm_pv0 = 0.0f, cm_pv1 = 0.0f;  // of the tile whose P V is in flight
-    float       cm_n0 = 0.0f, cm_n1 = 0.0f;    // of the tile just through the softmax
     float       c0 = 0.0f, c1 = 0.0f;          // O's rescale (maxima and sigma) of the tile just through the softmax
     float       sigma = 1.0f, rebase = 1.0f;   // O is kept in units of sigma; rebase: old sigma / new, once
-    float *     tab = frame_tab + ((threadIdx.x - 128) / 32) * kMaxBlocks;
+    float4 *    tab = frame_tab + ((threadIdx.x - 128) / 32) * kMaxBlocks;
     const float sl2 = scale * 1.4426950408889634f;
     // S in the registers its MMA wrote; int8's s32 values become floats in place (kMagic + acc as bits),
     // and the scores' exponent arguments and P follow in the same 64 registers, for both formats.
@@ -315,21 +297,21 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             }
     };
     // ... and after its first S was issued (the loads' latency hides under the MMAs): the frame's key
-    // scales and its largest value scale (O's new unit).
+    // scales, its largest value scale (O's new unit) and each block's ratio to it.
     auto frame_consts = [&]() {
-        {  // lane b: block b's key scale
-            const int   nb = K.layout.blocks();
-            const float ks = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.k_meta) + lane * H + h) : 1.0f;
-            const float vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
-            float       vmax = vs;
+        const int   nb = K.layout.blocks();  // lane b: block b
+        const float ks = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.k_meta) + lane * H + h) : 1.0f;
+        const float vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
+        float       vmax = vs;
 #pragma unroll
-            for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
-            __syncwarp();
-            if (lane < nb) tab[lane] = ks;
-            __syncwarp();
-            const float nsig = vmax > 0.0f ? vmax : 1.0f;  // the producer's divisor too
-            rebase = __fdividef(sigma, nsig), sigma = nsig;
-        }
+        for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
+        const float nsig = vmax > 0.0f ? vmax : 1.0f;
+        // 2^-64: a block of zero values still has its keys' P (P' / ratio) in the row sums
+        const float ratio = fmaxf(vs / nsig, 0x1p-64f);
+        __syncwarp();
+        if (lane < nb) tab[lane] = make_float4(ks, log2f(ratio), 1.0f / ratio, 0.0f);
+        __syncwarp();
+        rebase = __fdividef(sigma, nsig), sigma = nsig;
     };
     // int8 keys: the frame's mean term, before the first S is issued (S's registers are free then)
     auto frame_mean = [&]() {
@@ -358,7 +340,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         }
     };
     // S = Q K^T of tile `it` from the stored 8-bit keys (K-major B: a k32 step is 32 B into the key row)
-    float bc0, bc1;  // the tile's two blocks' key scales (frame table), read at issue
+    float bc0, bc1;    // the tile's two blocks' key scales (frame table), read at issue
+    int   blk0, blk1;  // and the blocks
     auto issue_s = [&](int it, int lf, int r) {
         const int st = it % kKStages;
         tma::mbar_wait(&full_k[st], (it / kKStages) & 1);
@@ -374,25 +357,24 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         }
         wg::commit();
         if (fresh) frame_consts();
-        bc0 = tab[r / kKvBlockTokens], bc1 = tab[min(r / kKvBlockTokens + 1, K.layout.blocks() - 1)];
+        blk0 = r / kKvBlockTokens, blk1 = min(blk0 + 1, K.layout.blocks() - 1);
+        bc0 = tab[blk0].x, bc1 = tab[blk1].x;
     };
     // O[64 x D] += P V of tile `it` (f16 values as N-major B, as attention_ws.cu), and the row sums of P
     auto issue_pv = [&](int it) {
         const int st = it % kVStages;
         tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
-        const uint32_t vb = tma::saddr(vst + st * kVTile), ob = tma::saddr(ones);
+        const uint32_t vb = tma::saddr(vst + st * kVTile);
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n128k16<1, true>(o, pa[kk], wg::desc_sw128(vb + kk * 16 * 128, BK * 128, 1024));
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n8k16_f16(lsum, pa[kk], wg::desc_sw128(ob + (kk / 4) * 1024 + (kk % 4) * 32, 16, 1024), kk > 0);
         wg::commit();
-        cm_pv0 = cm_n0, cm_pv1 = cm_n1;
     };
-    // Tile [j0, jend): raw products to P in place, each a single FFMA before the exp2:
-    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block). Also updates the row maxima and leaves
-    // O's rescale (maxima and sigma) in c0, c1. kExpH2: leaves the exponent arguments (pack_p takes them).
+    // Tile [j0, jend): raw products to P' in place, each a single FFMA before the exp2:
+    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block). Also updates the row maxima and sums and
+    // leaves O's rescale (maxima and sigma) in c0, c1.
     auto softmax = [&](int64_t j0, int64_t jend) {
+        const float4 ta = tab[blk0], tb = tab[blk1];  // {key scale, log2 ratio, 1 / ratio}: needed after the maxima
         if constexpr (kInt8) {
 #pragma unroll
             for (int j = 0; j < BK / 8; ++j)
@@ -433,26 +415,23 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         rebase = 1.0f;
         m0 = mx0, m1 = mx1;
         const float e00 = a00 * sl2, e01 = a01 * sl2, e10 = a10 * sl2, e11 = a11 * sl2;
-        // (kMagic folded in: its rounding here is below one unit of acc)
-        const float f00 = fmaf(qm0, sl2, -b0s) - kMagic * e00, f01 = fmaf(qm0, sl2, -b0s) - kMagic * e01;
-        const float f10 = fmaf(qm1, sl2, -b1s) - kMagic * e10, f11 = fmaf(qm1, sl2, -b1s) - kMagic * e11;
+        // (kMagic folded in: its rounding here is below one unit of acc); + the block's log2 ratio: P'
+        const float f00 = fmaf(qm0, sl2, -b0s) - kMagic * e00 + ta.y, f01 = fmaf(qm0, sl2, -b0s) - kMagic * e01 + tb.y;
+        const float f10 = fmaf(qm1, sl2, -b1s) - kMagic * e10 + ta.y, f11 = fmaf(qm1, sl2, -b1s) - kMagic * e11 + tb.y;
+        float       ps[2][2] = {};  // [row][block]: sums of P'
 #pragma unroll
         for (int j = 0; j < BK / 8; ++j) {
             const bool second = j >= BK / 16;
             const float ea = second ? e01 : e00, fa = second ? f01 : f00, eb = second ? e11 : e10, fb = second ? f11 : f10;
 #pragma unroll
             for (int c = 0; c < 4; ++c) {
-                const float x = fmaf(as_f(sa[j][c]), c < 2 ? ea : eb, c < 2 ? fa : fb);
-                set_f(sa[j][c], kExpH2 ? x : fast_exp2(x));
+                const float p = fast_exp2(fmaf(as_f(sa[j][c]), c < 2 ? ea : eb, c < 2 ? fa : fb));
+                set_f(sa[j][c], p);
+                ps[c / 2][second] += p;
             }
         }
-        cm_n0 = cm0, cm_n1 = cm1;
-    };
-    // after a P V landed: its tile's row sums into l
-    auto fold_l = [&]() {
-        wg::fence_regs(lsum);
-        l0 = fmaf(l0, cm_pv0, lsum[0][0]);
-        l1 = fmaf(l1, cm_pv1, lsum[0][2]);
+        l0 = fmaf(l0, cm0, fmaf(ps[0][0], ta.z, ps[0][1] * tb.z));
+        l1 = fmaf(l1, cm1, fmaf(ps[1][0], ta.z, ps[1][1] * tb.z));
     };
     // O, in the previous tile's maxima and sigma, follows the new ones (before the next P V is added)
     auto rescale_o = [&]() {
@@ -464,13 +443,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     auto pack_p = [&]() {
 #pragma unroll
         for (int j = 0; j < BK / 8; ++j) {
-            if constexpr (kExpH2) {
-                pa[j / 2][(j % 2) * 2 + 0] = exp2_f16x2(as_f(sa[j][0]), as_f(sa[j][1]));
-                pa[j / 2][(j % 2) * 2 + 1] = exp2_f16x2(as_f(sa[j][2]), as_f(sa[j][3]));
-            } else {
-                pa[j / 2][(j % 2) * 2 + 0] = pack_f16(as_f(sa[j][0]), as_f(sa[j][1]));
-                pa[j / 2][(j % 2) * 2 + 1] = pack_f16(as_f(sa[j][2]), as_f(sa[j][3]));
-            }
+            pa[j / 2][(j % 2) * 2 + 0] = pack_f16(as_f(sa[j][0]), as_f(sa[j][1]));
+            pa[j / 2][(j % 2) * 2 + 1] = pack_f16(as_f(sa[j][2]), as_f(sa[j][3]));
         }
     };
 
@@ -507,7 +481,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             softmax(cur.a, cur.end);
             wg::wait<0>();
             wg::fence_regs(o);
-            fold_l();
             release(&empty_v[(it - 1) % kVStages]);
             rescale_o();
             pack_p();
@@ -515,7 +488,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         issue_pv(n_active - 1);
         wg::wait<0>();
         wg::fence_regs(o);
-        fold_l();
         release(&empty_v[(n_active - 1) % kVStages]);
     }
     for (; it < n_tiles; ++it) {
@@ -535,14 +507,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #endif
 }
 
-template <int F, bool kExpH2>
+template <int F>
 cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const AttnKeys & K, const SplitPlan & plan, float scale, cudaStream_t stream) {
     Maps      maps{};
     const int tpf = K.view.tokens_per_frame, slots = K.view.capacity();
     if (!tma::encode(maps.k, K.store + K.layout.k_data, false, D, heads, tpf, slots, K.layout.slot_bytes, BK, 128, true) ||
         !tma::encode(maps.v, K.store + K.layout.v_data, false, D, heads, tpf, slots, K.layout.slot_bytes, BK, 128, true))
         return cudaErrorNotSupported;
-    auto *            kern = attention_ws8_kernel<F, kExpH2>;
+    auto *            kern = attention_ws8_kernel<F>;
     static const bool regs_ok = [kern] {
         cudaFuncAttributes a{};
         return cudaFuncGetAttributes(&a, kern) == cudaSuccess && a.numRegs == (65536 / kThreads) / 8 * 8;
@@ -563,7 +535,7 @@ bool attention_ws8_supported(const AttnKeys & keys, int head_dim) {
            keys.rope.pairs_t <= 16 * kTQ && keys.view.visible_frames() > keys.tail_frames && keys.layout.blocks() <= kMaxBlocks;
 }
 
-cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale, bool exp_h2,
+cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int head_dim, const AttnKeys & keys, float scale,
                           cudaStream_t stream) {
     if (!attention_ws8_supported(keys, head_dim)) return cudaErrorInvalidValue;
     const int hist = keys.view.visible_frames() - keys.tail_frames;
@@ -572,11 +544,8 @@ cudaError_t attention_ws8(void * out, const void * q, int64_t Lq, int heads, int
     if (n > 1 && !keys.split_scratch) return cudaErrorInvalidValue;
     SplitPlan plan;
     plan.f0 = 0, plan.nf = hist, plan.n = keys.tail_frames > 0 ? n - 1 : n;
-    const bool  i8 = keys.layout.fmt == KvFormat::int8;
-    cudaError_t e  = i8 ? (exp_h2 ? launch<int(KvFormat::int8), true>(out, q, Lq, heads, keys, plan, scale, stream)
-                                  : launch<int(KvFormat::int8), false>(out, q, Lq, heads, keys, plan, scale, stream))
-                        : (exp_h2 ? launch<int(KvFormat::fp8), true>(out, q, Lq, heads, keys, plan, scale, stream)
-                                  : launch<int(KvFormat::fp8), false>(out, q, Lq, heads, keys, plan, scale, stream));
+    cudaError_t e = keys.layout.fmt == KvFormat::int8 ? launch<int(KvFormat::int8)>(out, q, Lq, heads, keys, plan, scale, stream)
+                                                      : launch<int(KvFormat::fp8)>(out, q, Lq, heads, keys, plan, scale, stream);
     if (e != cudaSuccess) return e;
     if (keys.tail_frames > 0) {
         e = attention_ws_tail(out, q, Lq, heads, head_dim, keys, n - 1, scale, stream);

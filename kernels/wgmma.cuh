@@ -109,17 +109,6 @@ __device__ __forceinline__ void mma_m64n128k16(float (&d)[16][4], const uint32_t
 #endif
 }
 
-// d[64 x 8] (+)= A[64 x 16] B[16 x 8], f16, B K-major (row sums of A against 0/1 columns).
-__device__ __forceinline__ void mma_m64n8k16_f16(float (&d)[1][4], const uint32_t (&a)[4], uint64_t b, bool accumulate = true) {
-#if AVS_WGMMA
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 {%0,%1,%2,%3}, {%4,%5,%6,%7}, %8, p, 1, 1, 0;\n}\n"
-                 : AVS_WG_D8(d, 0)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(int(accumulate)));
-#else
-    __trap();
-#endif
-}
 #undef AVS_WG_N128_OPS
 #undef AVS_WG_N128_ASM
 

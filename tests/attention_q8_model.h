@@ -29,8 +29,8 @@ namespace avs::test {
 // exactly (the algorithm's roundings only), or by the accumulator model of mma_acc_model.h with O
 // carried over the whole history in the MMA's accumulator (one_level: the kernel measured at ce1b3cd) or
 // fresh per 128-key tile and added into fp32 (two_level: measured at f83171d). f16: the kernel now —
-// P V in f16 with fp32 accumulation (P rounded to f16, each value widened to f16 times its block's
-// s_v / the frame's largest), fp8's Q K^T still on the e4m3 accumulator.
+// P V in f16 with fp32 accumulation (P times its block's s_v / the frame's largest rounded to f16, the
+// values widened exactly), fp8's Q K^T still on the e4m3 accumulator.
 enum class PvSum { exact, one_level, two_level, f16 };
 struct Q8Numerics {
     PvSum  pv = PvSum::exact;
@@ -120,16 +120,16 @@ inline void attention_q8_model(float * out, const float * q, int64_t Lq, const u
                         const uint8_t * vb = slot + L.v_data + (int64_t(tok) * H + h) * D;
                         for (int d = 0; d < D; ++d) vt[size_t(d) * 128 + size_t(j)] = fp8e4m3_to_f32(vb[d]);
                     }
-                    if (pv16) {
-                        auto        f16 = [](float x) { return f16_to_f32(f32_to_f16(x)); };
-                        const float ivmax = vmax > 0.0f ? 1.0f / vmax : 1.0f;
+                    if (pv16) {  // P' = P ratio in f16, the values widened exactly, the row sums of P
+                        auto f16 = [](float x) { return f16_to_f32(f32_to_f16(x)); };
                         l *= cm;
                         for (int d = 0; d < D; ++d) o[size_t(d)] *= c;
                         for (int j = 0; j < n; ++j) {
                             const int   tok = r0 + j;
-                            const float p = f16(std::exp2((s[j] - m) * sl2)), ratio = f16(vm[(tok / kKvBlockTokens) * H + h] * ivmax);
+                            const float p = std::exp2((s[j] - m) * sl2), ratio = std::max(vm[(tok / kKvBlockTokens) * H + h] / sigma, 0x1p-64f);
+                            const float pr = f16(p * ratio);
                             l += p;
-                            for (int d = 0; d < D; ++d) o[size_t(d)] += p * f16(vt[size_t(d) * 128 + size_t(j)] * ratio);
+                            for (int d = 0; d < D; ++d) o[size_t(d)] += pr * vt[size_t(d) * 128 + size_t(j)];
                         }
                         continue;
                     }
