@@ -49,7 +49,7 @@ static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= (65536 /
 // k32 steps of Q that hold temporal RoPE pairs (their unrotated values are kept in shared memory)
 constexpr int kTQ = 2;  // pairs_t <= 32 (Wan: 22)
 constexpr size_t kQSave = size_t(kTQ) * 4 * 2 * 128 * kConsumers * sizeof(uint32_t);
-// per consumer warp and 64-token block of the current frame: {key scale, log2 ratio, 1 / ratio, 0}
+// per consumer warp and 64-token block of the current frame: {log2 ratio, 1 / ratio, key scale, 0}
 // (ratio: the block's value scale / the frame's largest, at least 2^-64 so that P' / ratio is P)
 constexpr int    kMaxBlocks = 32;  // 64-token blocks per frame (tokens per frame <= 2048)
 constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float4);
@@ -94,6 +94,17 @@ __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8
 // group; pass 1: the read XOR 64, the writes one panel on), and the 8 lanes of a quarter-warp, 8
 // different keys of one chunk, hit 8 different 16-byte bank groups on both sides.
 constexpr int kWideners = 3;
+// Lazy rescaling: P up to 2^15 (f16 holds 65504) before the running maxima must move.
+constexpr float kSlack = 32768.0f;
+// v over the 128 threads of a consumer warpgroup (named barrier id), for all of them
+__device__ __forceinline__ bool wg_all(bool v, int id) {
+    uint32_t r;
+    asm volatile("{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nbar.red.and.pred q, %2, 128, p;\nselp.u32 %0, 1, 0, q;\n}\n"
+                 : "=r"(r)
+                 : "r"(uint32_t(v)), "r"(id)
+                 : "memory");
+    return r != 0;
+}
 // two e4m3 values (the first in the low byte) as an f16 pair, exactly
 __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint16_t pair) {
     uint32_t y;
@@ -204,9 +215,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     tma::regs_inc<kConsumerRegs>();
     const int     cw = wg - 1, g = lane / 4, t = lane % 4;
     const int64_t row0 = q0 + 64 * cw + 16 * warp + g, row1 = row0 + 8;
-    const int64_t lim0 = key_limit(K, row0), lim1 = key_limit(K, row1);
+    const int     lim0 = int(key_limit(K, row0)), lim1 = int(key_limit(K, row1));  // key indices fit 32 bits (the store's slots do)
     const int64_t wg_lim = min(block_lim, key_limit(K, min(Lq - 1, q0 + 64 * cw + 63)));
-    const int64_t wg_first_lim = key_limit(K, min(Lq - 1, q0 + 64 * cw));
+    const int     wg_first_lim = int(key_limit(K, min(Lq - 1, q0 + 64 * cw)));
     const int     pt = K.rope.pairs_t;
 
     // Q, quantized per row. Register [kk][r] holds row g + 8 (r % 2), dims 32 kk + 16 (r / 2) + 4 t + [0, 4).
@@ -309,7 +320,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         // 2^-64: a block of zero values still has its keys' P (P' / ratio) in the row sums
         const float ratio = fmaxf(vs / nsig, 0x1p-64f);
         __syncwarp();
-        if (lane < nb) tab[lane] = make_float4(ks, log2f(ratio), 1.0f / ratio, 0.0f);
+        if (lane < nb) tab[lane] = make_float4(log2f(ratio), 1.0f / ratio, ks, 0.0f);
         __syncwarp();
         rebase = __fdividef(sigma, nsig), sigma = nsig;
     };
@@ -342,11 +353,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     // S = Q K^T of tile `it` from the stored 8-bit keys (K-major B: a k32 step is 32 B into the key row)
     float bc0, bc1;    // the tile's two blocks' key scales (frame table), read at issue
     int   blk0, blk1;  // and the blocks
-    auto issue_s = [&](int it, int lf, int r) {
-        const int st = it % kKStages;
-        tma::mbar_wait(&full_k[st], (it / kKStages) & 1);
-        const bool fresh = __shfl_sync(0xffffffffu, int(lf != q_frame), 0);
-        if (fresh) new_frame(lf), frame_mean();
+    auto mma_s = [&](int st) {
         const uint32_t kb = tma::saddr(kst + st * kTile);
         wg::fence();
 #pragma unroll
@@ -356,9 +363,16 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             else wg::mma_m64n128k32_e4m3(sa, qf[kk], dk, kk > 0);
         }
         wg::commit();
+    };
+    auto issue_s = [&](int it, int lf, int r) {
+        const int st = it % kKStages;
+        tma::mbar_wait(&full_k[st], (it / kKStages) & 1);
+        const bool fresh = __shfl_sync(0xffffffffu, int(lf != q_frame), 0);
+        if (fresh) new_frame(lf), frame_mean();
+        mma_s(st);
         if (fresh) frame_consts();
         blk0 = r / kKvBlockTokens, blk1 = min(blk0 + 1, K.layout.blocks() - 1);
-        bc0 = tab[blk0].x, bc1 = tab[blk1].x;
+        bc0 = tab[blk0].z, bc1 = tab[blk1].z;
     };
     // O[64 x D] += P V of tile `it` (f16 values as N-major B, as attention_ws.cu), and the row sums of P
     auto issue_pv = [&](int it) {
@@ -370,11 +384,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n128k16<1, true>(o, pa[kk], wg::desc_sw128(vb + kk * 16 * 128, BK * 128, 1024));
         wg::commit();
     };
-    // Tile [j0, jend): raw products to P' in place, each a single FFMA before the exp2:
-    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block). Also updates the row maxima and sums and
-    // leaves O's rescale (maxima and sigma) in c0, c1.
-    auto softmax = [&](int64_t j0, int64_t jend) {
-        const float4 ta = tab[blk0], tb = tab[blk1];  // {key scale, log2 ratio, 1 / ratio}: needed after the maxima
+    // S as floats (int8: kMagic + acc), partial tiles masked
+    auto prep_s = [&](int j0, int jend) {
         if constexpr (kInt8) {
 #pragma unroll
             for (int j = 0; j < BK / 8; ++j)
@@ -382,7 +393,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 for (int c = 0; c < 4; ++c) sa[j][c] += 0x4B400000;  // as a float: kMagic + acc, exactly (|acc| < 2^22)
         }
         if (__shfl_sync(0xffffffffu, int(j0 + BK > min(jend, wg_first_lim)), 0)) {  // partial tile (uniform)
-            const int n0 = int(min(lim0, jend) - j0), n1 = int(min(lim1, jend) - j0);
+            const int n0 = min(lim0, jend) - j0, n1 = min(lim1, jend) - j0;
 #pragma unroll
             for (int j = 0; j < BK / 8; ++j)
 #pragma unroll
@@ -392,32 +403,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                     set_f(sa[j][2 + c], as_f(sa[j][2 + c]) + mask_bias(key, n1));
                 }
         }
-        // raw maxima per row and block (the blocks' scales differ), then the true row maxima
-        float r00 = -INFINITY, r01 = -INFINITY, r10 = -INFINITY, r11 = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < BK / 8; ++j) {
-            if (j < BK / 16) r00 = fmaxf(r00, fmaxf(as_f(sa[j][0]), as_f(sa[j][1]))), r10 = fmaxf(r10, fmaxf(as_f(sa[j][2]), as_f(sa[j][3])));
-            else r01 = fmaxf(r01, fmaxf(as_f(sa[j][0]), as_f(sa[j][1]))), r11 = fmaxf(r11, fmaxf(as_f(sa[j][2]), as_f(sa[j][3])));
-        }
-#pragma unroll
-        for (int off = 1; off <= 2; off <<= 1) {
-            r00 = fmaxf(r00, __shfl_xor_sync(0xffffffffu, r00, off)), r01 = fmaxf(r01, __shfl_xor_sync(0xffffffffu, r01, off));
-            r10 = fmaxf(r10, __shfl_xor_sync(0xffffffffu, r10, off)), r11 = fmaxf(r11, __shfl_xor_sync(0xffffffffu, r11, off));
-        }
+    };
+    // S to P' in place against the bases b0s, b1s (log2 units), each a single FFMA before the exp2:
+    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block), + the block's log2 ratio. Returns the
+    // rows' sums of P (this thread's keys) in inc0, inc1.
+    float inc0, inc1;
+    auto exps = [&](float b0s, float b1s) {
+        const float2 ta = *reinterpret_cast<const float2 *>(&tab[blk0]), tb = *reinterpret_cast<const float2 *>(&tab[blk1]);  // log2 ratio, 1 / ratio
         const float a00 = sq0 * bc0, a01 = sq0 * bc1, a10 = sq1 * bc0, a11 = sq1 * bc1;
-        // -inf (a fully masked block) stays -inf: scales are positive
-        r00 -= kMagic, r01 -= kMagic, r10 -= kMagic, r11 -= kMagic;  // exact
-        const float mx0 = fmaxf(m0, fmaxf(fmaf(r00, a00, qm0), fmaf(r01, a01, qm0)));
-        const float mx1 = fmaxf(m1, fmaxf(fmaf(r10, a10, qm1), fmaf(r11, a11, qm1)));
-        const float b0s = mx0 == -INFINITY ? 0.0f : mx0 * sl2, b1s = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
-        const float cm0 = fast_exp2(m0 * sl2 - b0s), cm1 = fast_exp2(m1 * sl2 - b1s);
-        c0 = cm0 * rebase, c1 = cm1 * rebase;
-        rebase = 1.0f;
-        m0 = mx0, m1 = mx1;
         const float e00 = a00 * sl2, e01 = a01 * sl2, e10 = a10 * sl2, e11 = a11 * sl2;
-        // (kMagic folded in: its rounding here is below one unit of acc); + the block's log2 ratio: P'
-        const float f00 = fmaf(qm0, sl2, -b0s) - kMagic * e00 + ta.y, f01 = fmaf(qm0, sl2, -b0s) - kMagic * e01 + tb.y;
-        const float f10 = fmaf(qm1, sl2, -b1s) - kMagic * e10 + ta.y, f11 = fmaf(qm1, sl2, -b1s) - kMagic * e11 + tb.y;
+        // (kMagic folded in: its rounding here is below one unit of acc)
+        const float f00 = fmaf(qm0, sl2, -b0s) - kMagic * e00 + ta.x, f01 = fmaf(qm0, sl2, -b0s) - kMagic * e01 + tb.x;
+        const float f10 = fmaf(qm1, sl2, -b1s) - kMagic * e10 + ta.x, f11 = fmaf(qm1, sl2, -b1s) - kMagic * e11 + tb.x;
         float       ps[2][2] = {};  // [row][block]: sums of P'
 #pragma unroll
         for (int j = 0; j < BK / 8; ++j) {
@@ -430,11 +427,60 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 ps[c / 2][second] += p;
             }
         }
-        l0 = fmaf(l0, cm0, fmaf(ps[0][0], ta.z, ps[0][1] * tb.z));
-        l1 = fmaf(l1, cm1, fmaf(ps[1][0], ta.z, ps[1][1] * tb.z));
+        inc0 = fmaf(ps[0][0], ta.y, ps[0][1] * tb.y), inc1 = fmaf(ps[1][0], ta.y, ps[1][1] * tb.y);
+    };
+    // Tile [j0, jend) in K stage st: P' in place, the row sums, and O's rescale (c0, c1; rescale: needed).
+    // First against the running maxima as they are (lazy rescaling, FlashAttention-4): while no P of the
+    // tile exceeds 2^kSlackLog2 (this thread's row sums bound them), they stand, and O needs no rescale.
+    // Otherwise (a maximum grew by more, or a row's first visible keys) S is recomputed from the stage and
+    // the maxima move to the tile's (the first tile of every block takes this path).
+    bool rescale = false;
+    auto softmax = [&](int j0, int jend, int st) {
+        prep_s(j0, jend);
+        {
+            // a row without a maximum yet takes base 0, and passes only if it saw no key
+            exps(m0 == -INFINITY ? 0.0f : m0 * sl2, m1 == -INFINITY ? 0.0f : m1 * sl2);
+            const bool ok = (m0 == -INFINITY ? inc0 == 0.0f : inc0 <= kSlack) && (m1 == -INFINITY ? inc1 == 0.0f : inc1 <= kSlack);
+            if (wg_all(ok, 5 + cw)) {
+                l0 += inc0, l1 += inc1;
+                c0 = c1 = rebase;
+                rescale = rebase != 1.0f;
+                rebase = 1.0f;
+                return;
+            }
+        }
+        mma_s(st);
+        wg::wait<0>();
+        wg::fence_regs(sa);
+        prep_s(j0, jend);
+        // raw maxima per row and block (the blocks' scales differ), then the true row maxima
+        float r00 = -INFINITY, r01 = -INFINITY, r10 = -INFINITY, r11 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < BK / 8; ++j) {
+            if (j < BK / 16) r00 = fmaxf(r00, fmaxf(as_f(sa[j][0]), as_f(sa[j][1]))), r10 = fmaxf(r10, fmaxf(as_f(sa[j][2]), as_f(sa[j][3])));
+            else r01 = fmaxf(r01, fmaxf(as_f(sa[j][0]), as_f(sa[j][1]))), r11 = fmaxf(r11, fmaxf(as_f(sa[j][2]), as_f(sa[j][3])));
+        }
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+            r00 = fmaxf(r00, __shfl_xor_sync(0xffffffffu, r00, off)), r01 = fmaxf(r01, __shfl_xor_sync(0xffffffffu, r01, off));
+            r10 = fmaxf(r10, __shfl_xor_sync(0xffffffffu, r10, off)), r11 = fmaxf(r11, __shfl_xor_sync(0xffffffffu, r11, off));
+        }
+        // -inf (a fully masked block) stays -inf: scales are positive
+        r00 -= kMagic, r01 -= kMagic, r10 -= kMagic, r11 -= kMagic;  // exact
+        const float mx0 = fmaxf(m0, fmaxf(fmaf(r00, sq0 * bc0, qm0), fmaf(r01, sq0 * bc1, qm0)));
+        const float mx1 = fmaxf(m1, fmaxf(fmaf(r10, sq1 * bc0, qm1), fmaf(r11, sq1 * bc1, qm1)));
+        const float b0s = mx0 == -INFINITY ? 0.0f : mx0 * sl2, b1s = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
+        const float cm0 = fast_exp2(m0 * sl2 - b0s), cm1 = fast_exp2(m1 * sl2 - b1s);
+        c0 = cm0 * rebase, c1 = cm1 * rebase;
+        rescale = true;
+        rebase = 1.0f;
+        m0 = mx0, m1 = mx1;
+        exps(b0s, b1s);
+        l0 = fmaf(l0, cm0, inc0), l1 = fmaf(l1, cm1, inc1);
     };
     // O, in the previous tile's maxima and sigma, follows the new ones (before the next P V is added)
     auto rescale_o = [&]() {
+        if (!rescale) return;
 #pragma unroll
         for (int nd = 0; nd < D / 8; ++nd) o[nd][0] *= c0, o[nd][1] *= c0, o[nd][2] *= c1, o[nd][3] *= c1;
     };
@@ -466,8 +512,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         pp_arrive(0);
         wg::wait<0>();
         wg::fence_regs(sa);
-        release(&empty_k[0]);
-        softmax(cur.a, cur.end);
+        softmax(int(cur.a), int(cur.end), 0);
+        release(&empty_k[0]);  // after the softmax, which may read the keys again
         pack_p();
         for (it = 1; it < n_active; ++it) {
             cur.next();
@@ -477,8 +523,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
             wg::fence_regs(sa);
+            softmax(int(cur.a), int(cur.end), it % kKStages);
             release(&empty_k[it % kKStages]);
-            softmax(cur.a, cur.end);
             wg::wait<0>();
             wg::fence_regs(o);
             release(&empty_v[(it - 1) % kVStages]);
