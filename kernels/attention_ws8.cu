@@ -354,11 +354,13 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     float bc0, bc1;    // the tile's two blocks' key scales (frame table), read at issue
     int   blk0, blk1;  // and the blocks
     auto mma_s = [&](int st) {
-        const uint32_t kb = tma::saddr(kst + st * kTile);
+        // one descriptor per tile; a k32 step adds 32 B to its start-address field (no carry: shared
+        // addresses are below 2^18)
+        const uint64_t d0 = wg::desc_sw128(tma::saddr(kst + st * kTile), 16, 1024);
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < D / 32; ++kk) {
-            const uint64_t dk = wg::desc_sw128(kb + kk * 32, 16, 1024);
+            const uint64_t dk = d0 + uint64_t(kk * 32 / 16);
             if constexpr (kInt8) wg::mma_m64n128k32_s8(sa, qf[kk], dk, kk > 0);
             else wg::mma_m64n128k32_e4m3(sa, qf[kk], dk, kk > 0);
         }
@@ -378,10 +380,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     auto issue_pv = [&](int it) {
         const int st = it % kVStages;
         tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
-        const uint32_t vb = tma::saddr(vst + st * kVTile);
+        const uint64_t d0 = wg::desc_sw128(tma::saddr(vst + st * kVTile), BK * 128, 1024);  // + 2 KB per k16 step
         wg::fence();
 #pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n128k16<1, true>(o, pa[kk], wg::desc_sw128(vb + kk * 16 * 128, BK * 128, 1024));
+        for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n128k16<1, true>(o, pa[kk], d0 + uint64_t(kk * 16 * 128 / 16));
         wg::commit();
     };
     // S as floats (int8: kMagic + acc), partial tiles masked
