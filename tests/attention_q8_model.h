@@ -36,6 +36,10 @@ struct Q8Numerics {
     PvSum  pv = PvSum::exact;
     MmaAcc acc{};
     bool   q_hi_lo = false;  // fp8: Q as the sum of two e4m3 terms (hi + the remainder), two Q K^T MMAs (not in the kernel)
+    // counts the (row, tile)s past a row's first history tile whose maximum exceeds the row's lazily held
+    // one by more than 15 in log2 units (where the kernel's lazy rescaling recomputes S); that held
+    // maximum moves only then
+    int64_t * max_jumps = nullptr;
 };
 
 // out, q: [Lq, H, D] f32 (q as the kernel sees it: bf16-rounded). tail_k / tail_v: the last `tail`
@@ -67,7 +71,7 @@ inline void attention_q8_model(float * out, const float * q, int64_t Lq, const u
             }
             const float sq = amax > 0.0f ? amax / qmax : 1.0f;
             // history: the 8-bit path
-            float m = -INFINITY, l = 0.0f, sigma = 1.0f;
+            float m = -INFINITY, l = 0.0f, sigma = 1.0f, lazy = -INFINITY;
             std::fill(o.begin(), o.end(), 0.0f);
             for (int f = 0; f < hist; ++f) {
                 const uint8_t * slot = store + int64_t(view.slot_of_logical(f)) * L.slot_bytes;
@@ -106,6 +110,10 @@ inline void attention_q8_model(float * out, const float * q, int64_t Lq, const u
                         }
                         s[j] = sq * km[(tok / kKvBlockTokens) * H + h] * acc + qm;
                         tmax = std::max(tmax, s[j]);
+                    }
+                    if (num.max_jumps && tmax > -INFINITY) {
+                        if (lazy == -INFINITY) lazy = tmax;
+                        else if ((tmax - lazy) * sl2 > 15.0f) ++*num.max_jumps, lazy = tmax;
                     }
                     const float mn = std::max(m, tmax), cm = m == -INFINITY ? 0.0f : std::exp2((m - mn) * sl2);
                     const float c = cm * (first_tile ? rebase : 1.0f);
@@ -195,6 +203,7 @@ struct Q8Shape {
     int     H = 2, gh = 10, gw = 30, chunk = 2, sinks = 1, window = 7, end_frame = 9;
     int64_t q_rows  = 0;  // 0: the whole chunk
     float   q_scale = 2.0f;
+    float   key_ramp = 0.0f;  // logical frame l's keys times 1 + key_ramp l: scores that grow along the history
     static Q8Shape wan_1_3b(int64_t rows) { return {1, 30, 52, 3, 1, 20, 40, rows, 2.0f}; }
 };
 struct Q8Case {
@@ -218,7 +227,7 @@ inline Q8Case make_q8_case(KvFormat fmt, float value_spread, const Q8Shape & sh 
         k = randn(Shape{tpf, c.H, c.D}, 300 + uint64_t(l)), v = randn(Shape{tpf, c.H, c.D}, 400 + uint64_t(l));
         for (int64_t i = 0; i < k.numel(); ++i) {
             const int64_t tok = i / (c.H * c.D), d = i % c.D;
-            k.data<float>()[i] += d == 7 ? 8.0f : 0.5f * float(d % 5);
+            k.data<float>()[i] = (k.data<float>()[i] + (d == 7 ? 8.0f : 0.5f * float(d % 5))) * (1.0f + sh.key_ramp * float(l));
             const float mag = 1.0f + value_spread * (float((tok / 64 + l) % 5) + 2.0f * float(l % 3));
             v.data<float>()[i] = mag * v.data<float>()[i] + (d % 4 == 1 ? 1.5f : 0.0f);
         }

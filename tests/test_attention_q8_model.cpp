@@ -37,6 +37,25 @@ TEST_CASE("the 8-bit MMA attention's roundings keep it within a few percent of e
     }
 }
 
+// The premise of the CUDA test of the lazy rescaling's recompute path ("... when the scores grow along
+// the history"): with keys scaled up frame by frame, row maxima jump by more than the slack deep into the
+// history; with the plain case they (almost) never do.
+TEST_CASE("growing scores move the row maxima past the lazy rescaling's slack mid-history", "[attention_q8][cpu]") {
+    for (float ramp : {0.0f, 0.8f}) {
+        test::Q8Shape sh;
+        sh.key_ramp = ramp;
+        const test::Q8Case c = test::make_q8_case(KvFormat::int8, 1.0f, sh);
+        int64_t          jumps = 0;
+        test::Q8Numerics num;
+        num.pv = test::PvSum::f16, num.max_jumps = &jumps;
+        (void)test::q8_model_out(c, 0.088f, num);
+        const int64_t rows = c.q.dim(0) * c.H;
+        WARN("key ramp " << ramp << ": " << jumps << " maximum jumps past 2^15 over " << rows << " rows");
+        if (ramp > 0.0f) CHECK(jumps >= rows);
+        else CHECK(jumps < rows / 10);
+    }
+}
+
 TEST_CASE("the e4m3 MMA accumulator model: exact on small sums, loses terms below its 13-bit grid", "[attention_q8][cpu]") {
     const test::MmaAcc m;  // 13 fraction bits, 32 products per step
     float p[32];

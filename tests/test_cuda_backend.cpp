@@ -292,6 +292,27 @@ TEST_CASE("8-bit MMA attention follows the host model of its roundings on an une
         }
 }
 
+// Scores that grow along the history (keys scaled up frame by frame) keep moving the row maxima by more
+// than the lazy rescaling's slack (2^15), so the kernel takes its recompute path at frame changes deep
+// into the window, not only on a block's first tile.
+TEST_CASE("8-bit MMA attention follows its host model when the scores grow along the history", "[cuda][attention]") {
+    auto       gpu = cuda_backend();
+    CpuBackend cpu;
+    test::Q8Numerics num;
+    num.pv = test::PvSum::f16;
+    test::Q8Shape sh;
+    sh.key_ramp = 0.8f;
+    for (KvFormat fmt : {KvFormat::int8, KvFormat::fp8}) {
+        const test::Q8Case c = test::make_q8_case(fmt, 1.0f, sh);
+        Tensor twin = Tensor::host(DType::f32, c.q.shape());
+        REQUIRE(cpu.attention_ring(twin, c.q, c.store, c.L, c.view, c.tail_k, c.tail_v, c.rope, 0.088f).ok());
+        const Tensor got = run_q8_case(*gpu, c, AttnKernel::mma8), model = test::q8_model_out(c, 0.088f, num);
+        const double e_model = test::rel_err(got, model);
+        WARN("ws8, " << kv_format_name(fmt) << ", growing scores: vs its host model rel diff " << e_model << ", vs exact twin " << test::rel_err(got, twin));
+        CHECK(e_model < 1e-2);
+    }
+}
+
 TEST_CASE("8-bit MMA attention follows its host model over a full 1.3B window with a bf16 tail and uneven scales",
           "[cuda][attention]") {
     auto       gpu = cuda_backend();
