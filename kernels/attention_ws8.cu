@@ -37,8 +37,9 @@ using namespace attn;
 
 constexpr int D = 128, BK = 128;  // a key row is one 128-byte swizzle row
 constexpr int kConsumers = 2, kThreads = 128 * (1 + kConsumers), kBQ = 64 * kConsumers;
-// Stages: keys are released as soon as S landed, so they can run further ahead than the values. The
-// keys' TMA (warp 0) and the raw values' (the wideners) are issued apart, so neither waits on the other.
+// Stages: keys are released after their tile's softmax (which may compute S again), values after their
+// P V. The keys' TMA (warp 0) and the raw values' (the wideners) are issued apart, so neither waits on
+// the other.
 constexpr int kKStages = 4, kVStages = 3, kRawStages = 2;
 constexpr int kTile = BK * D;       // bytes of one 8-bit K or raw V tile
 constexpr int kVTile = BK * D * 2;  // bytes of one f16 V tile: 2 panels of 64 channels [BK keys][128 B]
@@ -148,7 +149,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     uint8_t *       vst = kst + kKStages * kTile;          // [kVStages][2 panels][BK keys][64 f16]
     uint8_t *       vraw = vst + kVStages * kVTile;        // [kRawStages][BK keys][128 B]
     uint64_t *      full_k = reinterpret_cast<uint64_t *>(vraw + kRawStages * kTile);  // TMA landed
-    uint64_t *      empty_k = full_k + kKStages;           // every consumer warp's S landed
+    uint64_t *      empty_k = full_k + kKStages;           // every consumer warp is through its softmax
     uint64_t *      full_v = empty_k + kKStages;           // f16 values written
     uint64_t *      empty_v = full_v + kVStages;           // every consumer warp's P V landed
     uint64_t *      raw_full = empty_v + kVStages;         // raw V landed (the wideners reload a stage once widened)
@@ -215,7 +216,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     tma::regs_inc<kConsumerRegs>();
     const int     cw = wg - 1, g = lane / 4, t = lane % 4;
     const int64_t row0 = q0 + 64 * cw + 16 * warp + g, row1 = row0 + 8;
-    const int     lim0 = int(key_limit(K, row0)), lim1 = int(key_limit(K, row1));  // key indices fit 32 bits (the store's slots do)
+    const int     lim0 = int(key_limit(K, row0)), lim1 = int(key_limit(K, row1));  // key indices (< nk) fit 32 bits
     const int64_t wg_lim = min(block_lim, key_limit(K, min(Lq - 1, q0 + 64 * cw + 63)));
     const int     wg_first_lim = int(key_limit(K, min(Lq - 1, q0 + 64 * cw)));
     const int     pt = K.rope.pairs_t;
@@ -376,7 +377,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         blk0 = r / kKvBlockTokens, blk1 = min(blk0 + 1, K.layout.blocks() - 1);
         bc0 = tab[blk0].z, bc1 = tab[blk1].z;
     };
-    // O[64 x D] += P V of tile `it` (f16 values as N-major B, as attention_ws.cu), and the row sums of P
+    // O[64 x D] += P' V of tile `it` (f16 values as N-major B, as attention_ws.cu)
     auto issue_pv = [&](int it) {
         const int st = it % kVStages;
         tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
@@ -433,7 +434,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     };
     // Tile [j0, jend) in K stage st: P' in place, the row sums, and O's rescale (c0, c1; rescale: needed).
     // First against the running maxima as they are (lazy rescaling, FlashAttention-4): while no P of the
-    // tile exceeds 2^kSlackLog2 (this thread's row sums bound them), they stand, and O needs no rescale.
+    // tile exceeds kSlack (this thread's row sums bound them), they stand, and O needs no rescale.
     // Otherwise (a maximum grew by more, or a row's first visible keys) S is recomputed from the stage and
     // the maxima move to the tile's (the first tile of every block takes this path).
     bool rescale = false;
