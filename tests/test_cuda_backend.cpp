@@ -271,9 +271,8 @@ static Tensor run_q8_case(Backend & gpu, const test::Q8Case & c, AttnKernel kern
 
 // The 8-bit kernel against the host model of its own roundings (tests/attention_q8_model.h: Q per row
 // in int8 / e4m3, P times its block's value-scale ratio in f16, fp8's Q K^T on the modelled e4m3
-// accumulator); what
-// is left is the hardware's arithmetic where it differs from the model (ex2.approx, bf16 output) and any
-// bug. First a small uneven cache, then the 1.3B chunk over a 21-frame window (28,080 history keys, where
+// accumulator); what is left is the hardware's arithmetic where it differs from the model (ex2.approx,
+// bf16 output) and any bug. First a small uneven cache, then the 1.3B chunk over a 21-frame window (28,080 history keys, where
 // an e4m3 P V with one accumulator lost 16-20 %) on 128 query rows of two heads.
 TEST_CASE("8-bit MMA attention follows the host model of its roundings on an uneven cache", "[cuda][attention]") {
     auto gpu = cuda_backend();
@@ -283,12 +282,9 @@ TEST_CASE("8-bit MMA attention follows the host model of its roundings on an une
         for (float spread : {0.0f, 1.0f}) {
             const test::Q8Case c = test::make_q8_case(fmt, spread);
             const Tensor       model = test::q8_model_out(c, 0.088f, num);
-            {
-                const AttnKernel kc = AttnKernel::mma8;
-                const double e = test::rel_err(run_q8_case(*gpu, c, kc), model);
-                WARN(attn_kernel_name(kc) << ", " << kv_format_name(fmt) << ", value-scale spread " << spread << ": vs its host model rel diff " << e);
-                CHECK(e < 1e-2);
-            }
+            const double       e = test::rel_err(run_q8_case(*gpu, c, AttnKernel::mma8), model);
+            WARN("ws8, " << kv_format_name(fmt) << ", value-scale spread " << spread << ": vs its host model rel diff " << e);
+            CHECK(e < 1e-2);
         }
 }
 
@@ -328,13 +324,10 @@ TEST_CASE("8-bit MMA attention follows its host model over a full 1.3B window wi
         const Tensor model = test::q8_model_out(c, 0.088f, num);
         WARN(kv_format_name(fmt) << ": model vs exact twin " << test::rel_err(model, twin) << ", dequantizing kernel vs twin "
                                  << test::rel_err(run_q8_case(*gpu, c, AttnKernel::warp_specialized), twin));
-        {
-            const AttnKernel kc = AttnKernel::mma8;
-            const Tensor got     = run_q8_case(*gpu, c, kc);
-            const double e_model = test::rel_err(got, model);
-            WARN(attn_kernel_name(kc) << ", " << kv_format_name(fmt) << ": vs its host model rel diff " << e_model << ", vs exact twin " << test::rel_err(got, twin));
-            CHECK(e_model < 1e-2);
-        }
+        const Tensor got     = run_q8_case(*gpu, c, AttnKernel::mma8);
+        const double e_model = test::rel_err(got, model);
+        WARN("ws8, " << kv_format_name(fmt) << ": vs its host model rel diff " << e_model << ", vs exact twin " << test::rel_err(got, twin));
+        CHECK(e_model < 1e-2);
     }
 }
 
