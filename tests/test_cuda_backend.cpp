@@ -27,7 +27,6 @@ using kernels::AttnKernel;
 // head_dim 128, else warp-specialized; pinned: warp-specialized (dequantizing), the 8-bit one, wgmma,
 // mma.sync; elsewhere the pins fall back to mma.sync); the previous choice is restored afterwards.
 constexpr AttnKernel kAttnKernels[] = {AttnKernel::automatic, AttnKernel::warp_specialized, AttnKernel::mma8, AttnKernel::wgmma, AttnKernel::mma_sync};
-bool is_ws8(AttnKernel k) { return k == AttnKernel::mma8; }
 const char * attn_kernel_name(AttnKernel k) {
     return k == AttnKernel::automatic ? "automatic" : k == AttnKernel::wgmma ? "wgmma" : k == AttnKernel::mma_sync ? "mma_sync"
          : k == AttnKernel::mma8      ? "ws8"
@@ -113,7 +112,7 @@ TEST_CASE("ring attention kernel matches the CPU twin for every KV format on wra
                               << " window " << window << " kernel " << attn_kernel_name(kc) << " rel err " << e);
                     // bf16 queries and output (the dequantized tiles are exact in bf16 except KIVI's affine); the 8-bit
                     // kernel (fp8 / int8, D 128 on Hopper) also rounds Q (int8 / e4m3 per row), P and the values (f16)
-                    const bool mma8 = (is_ws8(kc) || kc == AttnKernel::automatic) && D == 128 && (fmt == KvFormat::fp8 || fmt == KvFormat::int8);
+                    const bool mma8 = (kc == AttnKernel::mma8 || kc == AttnKernel::automatic) && D == 128 && (fmt == KvFormat::fp8 || fmt == KvFormat::int8);
                     if (mma8) WARN("8-bit MMA kernel, D 128, " << kv_format_name(fmt) << " " << rope_mode_name(mode) << " sinks " << sinks << " rel err " << e);
                     REQUIRE(e < (mma8 ? 6e-2 : 2e-2));
                 }
@@ -219,8 +218,8 @@ TEST_CASE("attention throughput at the 1.3B chunk shape per KV format (informati
         // bf16: every kernel side by side (A/B in one process); the other formats on the default one
         for (AttnKernel kc : kAttnKernels) {
             const bool is8 = fmt == KvFormat::fp8 || fmt == KvFormat::int8;  // both Hopper kernels side by side
-            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic && !(is8 && (is_ws8(kc) || kc == AttnKernel::warp_specialized))) continue;
-            if (fmt == KvFormat::bf16 && (is_ws8(kc) || kc == AttnKernel::warp_specialized)) continue;  // same as automatic there
+            if (fmt != KvFormat::bf16 && kc != AttnKernel::automatic && !(is8 && (kc == AttnKernel::mma8 || kc == AttnKernel::warp_specialized))) continue;
+            if (fmt == KvFormat::bf16 && (kc == AttnKernel::mma8 || kc == AttnKernel::warp_specialized)) continue;  // same as automatic there
             PinAttnKernel pin(kc);
             REQUIRE(gpu->attention_ring(od, q, store, L, view, none, none, rope, 0.088f).ok());
             REQUIRE(gpu->synchronize().ok());
