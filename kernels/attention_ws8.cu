@@ -136,6 +136,23 @@ __device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int w
     }
 }
 
+// TileCursor's walk of ring keys in 32-bit arithmetic (key indices are below nk): the consumers' per-tile
+// bookkeeping sits in their critical path. fp8 only: side by side, fp8 1.70 ms with it vs 1.74, int8
+// 1.89 vs 1.84 (ptxas allocates int8's registers worse with it).
+struct RingCursor32 {
+    int a, end, lim, frame, r, tpf;
+    __device__ __forceinline__ RingCursor32(int tpf_, int begin, int limit) : a(begin), lim(limit), tpf(tpf_) {
+        frame = begin / tpf, r = begin - frame * tpf;
+        set_end();
+    }
+    __device__ __forceinline__ void set_end() { end = min(lim, a + min(BK, tpf - r)); }
+    __device__ __forceinline__ void next() {
+        r += end - a, a = end;
+        if (r == tpf) r = 0, ++frame;
+        set_end();
+    }
+};
+
 template <int F>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                     const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, SplitPlan plan,
@@ -514,8 +531,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     if (kPingPong && cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
 
     // as attention_ws.cu: the softmax of tile `it` under the P V of tile it - 1
-    TileCursor<BK> cur(K, j_begin, block_lim);
-    int            it = 0;
+    auto make_cur = [&]() {
+        if constexpr (kInt8) return TileCursor<BK>(K, j_begin, block_lim);
+        else return RingCursor32(K.view.tokens_per_frame, int(j_begin), int(block_lim));
+    };
+    auto cur = make_cur();
+    int  it = 0;
     if (n_active > 0) {
         pp_sync();
         issue_s(0, cur.frame, cur.r);
