@@ -38,10 +38,10 @@ using namespace attn;
 
 constexpr int D = 128, BK = 128;  // a key row is one 128-byte swizzle row
 constexpr int kConsumers = 2, kThreads = 128 * (1 + kConsumers), kBQ = 64 * kConsumers;
-// Stages: keys are released after their tile's softmax (which may compute S again), values after their
+// Stages: keys are released after their tile's vote (a failed one computes S again), values after their
 // P V. The keys' TMA (warp 0) and the raw values' (the wideners) are issued apart, so neither waits on
-// the other.
-constexpr int kKStages = 4, kVStages = 3, kRawStages = 2;
+// the other. Widened value stages: 3 at most (the kernel picks per format).
+constexpr int kKStages = 4, kVStagesMax = 3, kRawStages = 2;
 constexpr int kTile = BK * D;       // bytes of one 8-bit K or raw V tile
 constexpr int kVTile = BK * D * 2;  // bytes of one f16 V tile: 2 panels of 64 channels [BK keys][128 B]
 // Register split: the widening producer needs about 40; the consumers hold O (64), S (64), P (32) and
@@ -55,8 +55,8 @@ constexpr size_t kQSave = size_t(kTQ) * 4 * 2 * 128 * kConsumers * sizeof(uint32
 // (ratio: the block's value scale / the frame's largest, at least 2^-64 so that P' / ratio is P)
 constexpr int    kMaxBlocks = 32;  // 64-token blocks per frame (tokens per frame <= 2048)
 constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float4);
-constexpr size_t kSmem = 1024 + size_t(kTile) * (kKStages + kRawStages) + size_t(kVTile) * kVStages +
-                         (2 * (kKStages + kVStages) + kRawStages) * sizeof(uint64_t) + kQSave + kFrameTab;
+constexpr size_t kSmem = 1024 + size_t(kTile) * (kKStages + kRawStages) + size_t(kVTile) * kVStagesMax +
+                         (2 * (kKStages + kVStagesMax) + kRawStages) * sizeof(uint64_t) + kQSave + kFrameTab;
 static_assert(kSmem <= 227 * 1024, "shared memory");
 
 struct Maps {
@@ -161,6 +161,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     constexpr bool  kInt8 = F == int(KvFormat::int8);
     // int8 scores convert as the bits of kMagic + acc (an integer add, not the quarter-rate I2F)
     constexpr float kMagic = kInt8 ? 12582912.0f : 0.0f;
+    // Per format, as measured side by side with bf16 (docs/KV_FORMATS.md, step 9): fp8 votes late (P
+    // packed to f16 first, its row sums by f16x2 adds) on two value stages; int8 keeps fp32 row sums
+    // beside the exponentials and the vote before the pack, on three (both were slower for it).
+    constexpr bool kLateVote = !kInt8;
+    constexpr int  kVStages = kInt8 ? 3 : 2;
+    static_assert(kVStages <= kVStagesMax);
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
     uint8_t *       kst = smem;                            // [kKStages][BK keys][128 B]
@@ -374,12 +380,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     int   blk0, blk1;  // and the blocks
     auto mma_s = [&](int st) {
         // one descriptor per tile; a k32 step adds 32 B to its start-address field (no carry: shared
-        // addresses are below 2^18)
+        // addresses are below 2^18, so a 32-bit add on the low word)
         const uint64_t d0 = wg::desc_sw128(tma::saddr(kst + st * kTile), 16, 1024);
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < D / 32; ++kk) {
-            const uint64_t dk = d0 + uint64_t(kk * 32 / 16);
+            const uint64_t dk = (d0 & 0xFFFFFFFF00000000ull) | uint32_t(uint32_t(d0) + kk * 32 / 16);
             if constexpr (kInt8) wg::mma_m64n128k32_s8(sa, qf[kk], dk, kk > 0);
             else wg::mma_m64n128k32_e4m3(sa, qf[kk], dk, kk > 0);
         }
@@ -429,8 +435,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block), + the block's log2 ratio. Returns the
     // rows' sums of P (this thread's keys) in inc0, inc1.
     float inc0, inc1;
+    float2 ta, tb;
     auto exps = [&](float b0s, float b1s) {
-        const float2 ta = *reinterpret_cast<const float2 *>(&tab[blk0]), tb = *reinterpret_cast<const float2 *>(&tab[blk1]);  // log2 ratio, 1 / ratio
+        ta = *reinterpret_cast<const float2 *>(&tab[blk0]), tb = *reinterpret_cast<const float2 *>(&tab[blk1]);  // log2 ratio, 1 / ratio
         const float a00 = sq0 * bc0, a01 = sq0 * bc1, a10 = sq1 * bc0, a11 = sq1 * bc1;
         const float e00 = a00 * sl2, e01 = a01 * sl2, e10 = a10 * sl2, e11 = a11 * sl2;
         // (kMagic folded in: its rounding here is below one unit of acc)
@@ -445,34 +452,37 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             for (int c = 0; c < 4; ++c) {
                 const float p = fast_exp2(fmaf(as_f(sa[j][c]), c < 2 ? ea : eb, c < 2 ? fa : fb));
                 set_f(sa[j][c], p);
-                ps[c / 2][second] += p;
+                if constexpr (!kLateVote) ps[c / 2][second] += p;
             }
         }
-        inc0 = fmaf(ps[0][0], ta.y, ps[0][1] * tb.y), inc1 = fmaf(ps[1][0], ta.y, ps[1][1] * tb.y);
+        if constexpr (!kLateVote) inc0 = fmaf(ps[0][0], ta.y, ps[0][1] * tb.y), inc1 = fmaf(ps[1][0], ta.y, ps[1][1] * tb.y);
+    };
+    // kLateVote: the row sums from P' as packed in f16 (pa), per row and block a tree of f16x2 adds (half
+    // the instructions of fp32 FADDs; the sums the P V sees; a P' past 65504 sums to inf and fails the vote)
+    auto pa_sums = [&]() {
+        __half2 s[2][2];
+#pragma unroll
+        for (int row = 0; row < 2; ++row)
+#pragma unroll
+            for (int b = 0; b < 2; ++b) {
+                __half2 v[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+                    v[i] = __hadd2(*reinterpret_cast<const __half2 *>(&pa[4 * b + i][row]), *reinterpret_cast<const __half2 *>(&pa[4 * b + i][2 + row]));
+                s[row][b] = __hadd2(__hadd2(v[0], v[1]), __hadd2(v[2], v[3]));
+            }
+        auto f = [](__half2 h) { const float2 x = __half22float2(h); return x.x + x.y; };
+        inc0 = fmaf(f(s[0][0]), ta.y, f(s[0][1]) * tb.y), inc1 = fmaf(f(s[1][0]), ta.y, f(s[1][1]) * tb.y);
     };
     // Tile [j0, jend) in K stage st: P' in place, the row sums, and O's rescale (c0, c1; rescale: needed).
     // First against the running maxima as they are (lazy rescaling, FlashAttention-4): while no P of the
-    // tile exceeds kSlack (this thread's row sums bound them), they stand, and O needs no rescale.
-    // Otherwise (a maximum grew by more, or a row's first visible keys) S is recomputed from the stage and
-    // the maxima move to the tile's (the first tile of every block takes this path).
-    bool rescale = false;
-    auto softmax = [&](int j0, int jend, int st) {
-        prep_s(j0, jend);
-        {
-            // a row without a maximum yet takes base 0, and passes only if it saw no key
-            exps(m0 == -INFINITY ? 0.0f : m0 * sl2, m1 == -INFINITY ? 0.0f : m1 * sl2);
-            const bool ok = (m0 == -INFINITY ? inc0 == 0.0f : inc0 <= kSlack) && (m1 == -INFINITY ? inc1 == 0.0f : inc1 <= kSlack);
-            if (wg_all(ok, 5 + cw)) {
-                l0 += inc0, l1 += inc1;
-                c0 = c1 = rebase;
-                rescale = rebase != 1.0f;
-                rebase = 1.0f;
-                return;
-            }
-        }
-        mma_s(st);
-        wg::wait<0>();
-        wg::fence_regs(sa);
+    // tile exceeds kSlack (the row sums bound them; one vote per warpgroup), they stand and O needs no
+    // rescale. Otherwise S is recomputed from the stage (released only after the vote) and settled: the
+    // maxima move to the tile's. A block's first tile is settled directly (fp8) or after a failed vote
+    // (int8, whose rows without a maximum take base 0 and pass only if they saw no key).
+    bool  rescale = false;
+    float b0 = 0.0f, b1 = 0.0f, cm0 = 0.0f, cm1 = 0.0f;  // bases m * sl2 (0 while a row has no maximum)
+    auto  settle = [&](int j0, int jend) {
         prep_s(j0, jend);
         // raw maxima per row and block (the blocks' scales differ), then the true row maxima
         float r00 = -INFINITY, r01 = -INFINITY, r10 = -INFINITY, r11 = -INFINITY;
@@ -490,14 +500,37 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         r00 -= kMagic, r01 -= kMagic, r10 -= kMagic, r11 -= kMagic;  // exact
         const float mx0 = fmaxf(m0, fmaxf(fmaf(r00, sq0 * bc0, qm0), fmaf(r01, sq0 * bc1, qm0)));
         const float mx1 = fmaxf(m1, fmaxf(fmaf(r10, sq1 * bc0, qm1), fmaf(r11, sq1 * bc1, qm1)));
-        const float b0s = mx0 == -INFINITY ? 0.0f : mx0 * sl2, b1s = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
-        const float cm0 = fast_exp2(m0 * sl2 - b0s), cm1 = fast_exp2(m1 * sl2 - b1s);
+        const float nb0 = mx0 == -INFINITY ? 0.0f : mx0 * sl2, nb1 = mx1 == -INFINITY ? 0.0f : mx1 * sl2;
+        cm0 = fast_exp2(m0 * sl2 - nb0), cm1 = fast_exp2(m1 * sl2 - nb1);  // 0 at a row's first maximum
         c0 = cm0 * rebase, c1 = cm1 * rebase;
         rescale = true;
         rebase = 1.0f;
         m0 = mx0, m1 = mx1;
-        exps(b0s, b1s);
-        l0 = fmaf(l0, cm0, inc0), l1 = fmaf(l1, cm1, inc1);
+        if constexpr (kLateVote) b0 = nb0, b1 = nb1;
+        exps(nb0, nb1);
+    };
+    auto settle_l = [&]() { l0 = fmaf(l0, cm0, inc0), l1 = fmaf(l1, cm1, inc1); };
+    auto lazy_vote = [&](bool ok) {
+        if (!wg_all(ok, 5 + cw)) return false;
+        l0 += inc0, l1 += inc1;
+        c0 = c1 = rebase;
+        rescale = rebase != 1.0f;
+        rebase = 1.0f;
+        return true;
+    };
+    auto recompute_s = [&](int st) {
+        mma_s(st);
+        wg::wait<0>();
+        wg::fence_regs(sa);
+    };
+    // int8: the whole softmax of a tile, row sums beside the exponentials
+    auto softmax = [&](int j0, int jend, int st) {
+        prep_s(j0, jend);
+        exps(m0 == -INFINITY ? 0.0f : m0 * sl2, m1 == -INFINITY ? 0.0f : m1 * sl2);
+        if (lazy_vote((m0 == -INFINITY ? inc0 == 0.0f : inc0 <= kSlack) && (m1 == -INFINITY ? inc1 == 0.0f : inc1 <= kSlack))) return;
+        recompute_s(st);
+        settle(j0, jend);
+        settle_l();
     };
     // O, in the previous tile's maxima and sigma, follows the new ones (before the next P V is added)
     auto rescale_o = [&]() {
@@ -524,9 +557,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     auto pp_sync = [&]() {
         if constexpr (kPingPong) tma::bar_sync(1 + cw, 256);
     };
+    const int pp_other = 1 + (cw ^ 1), pp_last = cw == 1 ? n_tiles - 1 : -1;  // the last tile arrives nowhere
     auto pp_arrive = [&](int it) {
         if constexpr (kPingPong)
-            if (!(cw == 1 && it == n_tiles - 1)) tma::bar_arrive(1 + (cw ^ 1), 256);
+            if (it != pp_last) tma::bar_arrive(pp_other, 256);
     };
     if (kPingPong && cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
 
@@ -543,24 +577,53 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         pp_arrive(0);
         wg::wait<0>();
         wg::fence_regs(sa);
-        softmax(int(cur.a), int(cur.end), 0);
-        release(&empty_k[0]);  // after the softmax, which may read the keys again
-        pack_p();
+        if constexpr (kLateVote) {
+            settle(int(cur.a), int(cur.end));
+            release(&empty_k[0]);
+            pack_p();
+            pa_sums();
+            settle_l();
+        } else {
+            softmax(int(cur.a), int(cur.end), 0);
+            release(&empty_k[0]);  // after the softmax, which may read the keys again
+            pack_p();
+        }
         for (it = 1; it < n_active; ++it) {
             cur.next();
+            const int st = it % kKStages;
             pp_sync();
             issue_s(it, cur.frame, cur.r);
             issue_pv(it - 1);
             pp_arrive(it);
             wg::wait<1>();  // S landed; P V still in flight
             wg::fence_regs(sa);
-            softmax(int(cur.a), int(cur.end), it % kKStages);
-            release(&empty_k[it % kKStages]);
-            wg::wait<0>();
-            wg::fence_regs(o);
-            release(&empty_v[(it - 1) % kVStages]);
-            rescale_o();
-            pack_p();
+            if constexpr (kLateVote) {
+                prep_s(int(cur.a), int(cur.end));
+                exps(b0, b1);
+                wg::wait<0>();  // P V done: P' goes to f16, its sums from there
+                wg::fence_regs(o);
+                release(&empty_v[(it - 1) % kVStages]);
+                pack_p();
+                pa_sums();
+                // (a row without visible keys has P = 0: every row has its maximum after the first tile)
+                if (!lazy_vote(inc0 <= kSlack && inc1 <= kSlack)) {
+                    recompute_s(st);
+                    settle(int(cur.a), int(cur.end));
+                    pack_p();
+                    pa_sums();
+                    settle_l();
+                }
+                release(&empty_k[st]);
+                rescale_o();
+            } else {
+                softmax(int(cur.a), int(cur.end), st);
+                release(&empty_k[st]);
+                wg::wait<0>();
+                wg::fence_regs(o);
+                release(&empty_v[(it - 1) % kVStages]);
+                rescale_o();
+                pack_p();
+            }
         }
         issue_pv(n_active - 1);
         wg::wait<0>();
