@@ -432,10 +432,11 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         }
     };
     // S to P' in place against the bases b0s, b1s (log2 units), each a single FFMA before the exp2:
-    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block), + the block's log2 ratio. Returns the
-    // rows' sums of P (this thread's keys) in inc0, inc1.
-    float inc0, inc1;
-    float2 ta, tb;
+    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block), + the block's log2 ratio. int8: returns
+    // the rows' sums of P (this thread's keys) in inc0, inc1; fp8 takes them from the packed P' (pa_sums),
+    // with the blocks' ratios (ta, tb) read here.
+    float  inc0, inc1;
+    float2 ta, tb;  // the tile's two blocks' {log2 ratio, 1 / ratio}
     auto exps = [&](float b0s, float b1s) {
         ta = *reinterpret_cast<const float2 *>(&tab[blk0]), tb = *reinterpret_cast<const float2 *>(&tab[blk1]);  // log2 ratio, 1 / ratio
         const float a00 = sq0 * bc0, a01 = sq0 * bc1, a10 = sq1 * bc0, a11 = sq1 * bc1;
