@@ -74,9 +74,13 @@ __device__ __forceinline__ uint32_t pack_f16(float a, float b) {
     const __half2 h = __floats2half2_rn(a, b);
     return *reinterpret_cast<const uint32_t *>(&h);
 }
+// Four floats, each |x| < 127.5 (Q's scale bounds them), as int8 bytes: x + 1.5 * 2^23 rounds x to the
+// nearest integer (the same rounding as rintf) and leaves it, two's complement, in the low byte; the bytes
+// are gathered by PRMT (no F2I, no clamps).
 __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
-    auto q = [](float x) { return uint32_t(max(-127, min(127, __float2int_rn(x)))) & 0xFFu; };
-    return q(a) | (q(b) << 8) | (q(c) << 16) | (q(d) << 24);
+    const uint32_t ra = __float_as_uint(a + 12582912.0f), rb = __float_as_uint(b + 12582912.0f);
+    const uint32_t rc = __float_as_uint(c + 12582912.0f), rd = __float_as_uint(d + 12582912.0f);
+    return __byte_perm(__byte_perm(ra, rb, 0x0040), __byte_perm(rc, rd, 0x0040), 0x5410);
 }
 template <bool Int8> __device__ __forceinline__ uint32_t quant4(float a, float b, float c, float d, float inv) {
     return Int8 ? s8x4(a * inv, b * inv, c * inv, d * inv) : e4m3x4(a * inv, b * inv, c * inv, d * inv);
@@ -249,7 +253,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     // The scale bounds every rotation of a temporal pair by the pair's norm, so it never changes.
     uint32_t   qf[4][4];
     uint32_t * my_qsave = qsave + (threadIdx.x - 128);
-    float      sq0, sq1;
+    float      sq0, sq1, iq0, iq1;  // Q's scale per row and its inverse
     {
         uint2 raw[4][4];
         float am0 = 0.0f, am1 = 0.0f;
@@ -276,14 +280,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         }
         const float qmax = kInt8 ? 127.0f : 448.0f;
         sq0 = am0 > 0.0f ? am0 / qmax : 1.0f, sq1 = am1 > 0.0f ? am1 / qmax : 1.0f;
-        const float i0 = 1.0f / sq0, i1 = 1.0f / sq1;
+        iq0 = 1.0f / sq0, iq1 = 1.0f / sq1;
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&raw[kk][r].x));
                 const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&raw[kk][r].y));
-                qf[kk][r] = quant4<kInt8>(a.x, a.y, b.x, b.y, r % 2 ? i1 : i0);
+                qf[kk][r] = quant4<kInt8>(a.x, a.y, b.x, b.y, r % 2 ? iq1 : iq0);
                 if (kk < kTQ) my_qsave[((kk * 4 + r) * 2 + 0) * 128 * kConsumers] = raw[kk][r].x, my_qsave[((kk * 4 + r) * 2 + 1) * 128 * kConsumers] = raw[kk][r].y;
             }
     }
@@ -312,24 +316,32 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     auto new_frame = [&](int lf) {
         q_frame = lf;
         slot = K.store + int64_t(K.view.slot_of_logical(lf)) * K.layout.slot_bytes;
-        const float i0 = 1.0f / sq0, i1 = 1.0f / sq1;
+        const float * cs = tabs.cos + int64_t(lf) * pt;
+        const float * sn = tabs.sin + int64_t(lf) * pt;
 #pragma unroll
         for (int kk = 0; kk < kTQ; ++kk)
 #pragma unroll
-            for (int r = 0; r < 4; ++r) {
-                const int p0 = (32 * kk + 16 * (r / 2) + 4 * t) / 2;
-                float     x[4];
+            for (int h2 = 0; h2 < 2; ++h2) {
+                const int p0 = 16 * kk + 8 * h2 + 2 * t;  // this thread's pairs p0, p0 + 1 (both rows)
+                if (16 * kk + 8 * h2 >= pt) continue;     // no thread holds a temporal pair here (uniform)
+                float c[2], sw[2];
 #pragma unroll
                 for (int w = 0; w < 2; ++w) {
-                    const uint32_t raw = my_qsave[((kk * 4 + r) * 2 + w) * 128 * kConsumers];
-                    const float2   v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&raw));
-                    const int      p = p0 + w;
-                    const bool     temporal = p < pt;
-                    const int64_t  ti = int64_t(lf) * pt + (temporal ? p : 0);
-                    const float    c = temporal ? __ldg(tabs.cos + ti) : 1.0f, sn = temporal ? __ldg(tabs.sin + ti) : 0.0f;
-                    x[2 * w] = v.x * c + v.y * sn, x[2 * w + 1] = v.y * c - v.x * sn;  // R(-phi)
+                    const bool temporal = p0 + w < pt;
+                    c[w] = temporal ? __ldg(cs + p0 + w) : 1.0f, sw[w] = temporal ? __ldg(sn + p0 + w) : 0.0f;
                 }
-                qf[kk][r] = quant4<kInt8>(x[0], x[1], x[2], x[3], r % 2 ? i1 : i0);
+#pragma unroll
+                for (int row = 0; row < 2; ++row) {
+                    const int r = 2 * h2 + row;
+                    float     x[4];
+#pragma unroll
+                    for (int w = 0; w < 2; ++w) {
+                        const uint32_t raw = my_qsave[((kk * 4 + r) * 2 + w) * 128 * kConsumers];
+                        const float2   v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&raw));
+                        x[2 * w] = v.x * c[w] + v.y * sw[w], x[2 * w + 1] = v.y * c[w] - v.x * sw[w];  // R(-phi)
+                    }
+                    qf[kk][r] = quant4<kInt8>(x[0], x[1], x[2], x[3], row ? iq1 : iq0);
+                }
             }
     };
     // ... and after its first S was issued (the loads' latency hides under the MMAs): the frame's key
@@ -355,18 +367,20 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             // lane i loads dims 4 i + [0, 4) (4-byte aligned only: the meta follows the block scales); a
             // thread's dims 32 kk + 16 half + 4 t + [0, 4) come from lane 8 kk + 4 half + t
             const float * mean = reinterpret_cast<const float *>(slot + K.layout.k_meta) + K.layout.blocks() * H + h * D + 4 * lane;
-            const float   mv[4] = {__ldg(mean), __ldg(mean + 1), __ldg(mean + 2), __ldg(mean + 3)};
+            // (a loop over the four dims of a lane: unrolled, the 32 shuffles in flight made ptxas spill)
             float         a0 = 0.0f, a1 = 0.0f;
+#pragma unroll 1
+            for (int i = 0; i < 4; ++i) {
+                const float mv = __ldg(mean + i);
 #pragma unroll
-            for (int kk = 0; kk < 4; ++kk)
+                for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
-                for (int half = 0; half < 2; ++half)
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        const float mm = __shfl_sync(0xffffffffu, mv[i], 8 * kk + 4 * half + t);
+                    for (int half = 0; half < 2; ++half) {
+                        const float mm = __shfl_sync(0xffffffffu, mv, 8 * kk + 4 * half + t);
                         a0 = fmaf(s8_value(qf[kk][2 * half], i), mm, a0);
                         a1 = fmaf(s8_value(qf[kk][2 * half + 1], i), mm, a1);
                     }
+            }
 #pragma unroll
             for (int off = 1; off <= 2; off <<= 1) {
                 a0 += __shfl_xor_sync(0xffffffffu, a0, off);
@@ -420,14 +434,14 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 for (int c = 0; c < 4; ++c) sa[j][c] += 0x4B400000;  // as a float: kMagic + acc, exactly (|acc| < 2^22)
         }
         if (__any_sync(0xffffffffu, j0 + BK > min(jend, wg_first_lim))) {  // partial tile (uniform)
-            const int n0 = min(lim0, jend) - j0, n1 = min(lim1, jend) - j0;
+            // key 8 j + 2 t + c is visible while 8 j + c < n - 2 t: one compare and one select a score
+            const int n0 = min(lim0, jend) - j0 - 2 * t, n1 = min(lim1, jend) - j0 - 2 * t;
 #pragma unroll
             for (int j = 0; j < BK / 8; ++j)
 #pragma unroll
                 for (int c = 0; c < 2; ++c) {
-                    const int key = 8 * j + 2 * t + c;
-                    set_f(sa[j][c], as_f(sa[j][c]) + mask_bias(key, n0));
-                    set_f(sa[j][2 + c], as_f(sa[j][2 + c]) + mask_bias(key, n1));
+                    set_f(sa[j][c], 8 * j + c < n0 ? as_f(sa[j][c]) : -INFINITY);
+                    set_f(sa[j][2 + c], 8 * j + c < n1 ? as_f(sa[j][2 + c]) : -INFINITY);
                 }
         }
     };
