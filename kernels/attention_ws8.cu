@@ -75,8 +75,9 @@ __device__ __forceinline__ uint32_t pack_f16(float a, float b) {
     return *reinterpret_cast<const uint32_t *>(&h);
 }
 // Four floats, each |x| < 127.5 (Q's scale bounds them), as int8 bytes: x + 1.5 * 2^23 rounds x to the
-// nearest integer (the same rounding as rintf) and leaves it, two's complement, in the low byte; the bytes
-// are gathered by PRMT (no F2I, no clamps).
+// nearest integer (ties to even) and leaves it, two's complement, in the low byte; the bytes are gathered
+// by PRMT (no F2I, no clamps). The compiler fuses quant4's multiply into the add (one FFMA), so the exact
+// product is rounded once: where its float rounding would cross a half, q8 differs by one from rintf.
 __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
     const uint32_t ra = __float_as_uint(a + 12582912.0f), rb = __float_as_uint(b + 12582912.0f);
     const uint32_t rc = __float_as_uint(c + 12582912.0f), rd = __float_as_uint(d + 12582912.0f);
