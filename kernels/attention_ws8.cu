@@ -55,8 +55,17 @@ constexpr size_t kQSave = size_t(kTQ) * 4 * 2 * 128 * kConsumers * sizeof(uint32
 // (ratio: the block's value scale / the frame's largest, at least 2^-64 so that P' / ratio is P)
 constexpr int    kMaxBlocks = 32;  // 64-token blocks per frame (tokens per frame <= 2048)
 constexpr size_t kFrameTab = size_t(4 * kConsumers) * kMaxBlocks * sizeof(float4);
+// A key frame's inputs, copied by the keys' producer warp into the key stage of the frame's first tile
+// (ready with the keys, released with them): read from global memory when the frame started, their
+// latency sat in front of its first S (4 % of fp8's time, 6 % of int8's; docs/KV_FORMATS.md step 12).
+struct FrameInputs {
+    float cs[32], sn[32];                  // temporal RoPE cos / sin of the frame (pairs_t <= 32)
+    float ks[kMaxBlocks], vs[kMaxBlocks];  // key and value scale per 64-token block
+    float mean[D];                         // int8: the keys' channel means
+};
 constexpr size_t kSmem = 1024 + size_t(kTile) * (kKStages + kRawStages) + size_t(kVTile) * kVStagesMax +
-                         (2 * (kKStages + kVStagesMax) + kRawStages) * sizeof(uint64_t) + kQSave + kFrameTab;
+                         (2 * (kKStages + kVStagesMax) + kRawStages) * sizeof(uint64_t) + kQSave + kFrameTab +
+                         kKStages * sizeof(FrameInputs);
 static_assert(kSmem <= 227 * 1024, "shared memory");
 
 struct Maps {
@@ -91,6 +100,11 @@ __device__ __forceinline__ float as_f(float x) { return x; }
 __device__ __forceinline__ float as_f(int x) { return __int_as_float(x); }
 __device__ __forceinline__ void  set_f(float & r, float v) { r = v; }
 __device__ __forceinline__ void  set_f(int & r, float v) { r = __float_as_int(v); }
+// 4 bytes global -> shared, asynchronously (complete after cp_async_wait_all)
+__device__ __forceinline__ void cp_async4(void * dst, const void * src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(tma::saddr(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 // Byte i of w as a signed int8, as a float.
 __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8_t((w >> (8 * i)) & 0xFFu)); }
 
@@ -184,6 +198,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     uint64_t *      raw_full = empty_v + kVStages;         // raw V landed (the wideners reload a stage once widened)
     uint32_t *      qsave = reinterpret_cast<uint32_t *>(raw_full + kRawStages);  // [kTQ * 4 * 2][256 consumer threads]
     float4 *        frame_tab = reinterpret_cast<float4 *>(qsave + kTQ * 4 * 2 * 128 * kConsumers);  // [8 warps][kMaxBlocks]
+    FrameInputs *   frame_in = reinterpret_cast<FrameInputs *>(frame_tab + 4 * kConsumers * kMaxBlocks);  // [kKStages]
 
     const WsBlock B = ws_block(K, plan, Lq, kBQ);
     const int     wg = B.wg, warp = B.warp, lane = B.lane, h = B.h, split = B.split;
@@ -199,15 +214,30 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 
     if (wg == 0) {  // producer: warp 0 (one thread) loads the keys, warps 1-3 load the raw values and widen them
         tma::regs_dec<kProducerRegs>();
-        if (warp == 0) {
-            if (lane != 0) return;
-            tma::prefetch_map(&maps.k);
-            int it = 0;
+        if (warp == 0) {  // lane 0 loads the keys; the warp copies each frame's inputs beside its first tile
+            if (lane == 0) tma::prefetch_map(&maps.k);
+            const int pt = K.rope.pairs_t, nb = K.layout.blocks();
+            int       it = 0;
             for (TileCursor<BK> cur(K, j_begin, block_lim); cur.a < block_lim; cur.next(), ++it) {
                 const int sk = it % kKStages;
+                const int slot = K.view.slot_of_logical(cur.frame);
                 tma::mbar_wait(&empty_k[sk], ((it / kKStages) & 1) ^ 1);
-                tma::mbar_expect_tx(&full_k[sk], kTile);
-                tma::load_4d(kst + sk * kTile, &maps.k, &full_k[sk], 0, h, cur.r, K.view.slot_of_logical(cur.frame));
+                if (it == 0 || cur.r == 0) {  // a frame's first tile (uniform)
+                    FrameInputs *   fi = frame_in + sk;
+                    const float *   meta = reinterpret_cast<const float *>(K.store + int64_t(slot) * K.layout.slot_bytes + K.layout.k_meta);
+                    const float *   vmeta = reinterpret_cast<const float *>(K.store + int64_t(slot) * K.layout.slot_bytes + K.layout.v_meta);
+                    if (lane < pt) cp_async4(&fi->cs[lane], tabs.cos + int64_t(cur.frame) * pt + lane), cp_async4(&fi->sn[lane], tabs.sin + int64_t(cur.frame) * pt + lane);
+                    if (lane < nb) cp_async4(&fi->ks[lane], meta + lane * H + h), cp_async4(&fi->vs[lane], vmeta + lane * H + h);
+                    if (F == int(KvFormat::int8))  // the means follow the block scales (4-byte aligned only)
+#pragma unroll
+                        for (int i = 0; i < 4; ++i) cp_async4(&fi->mean[4 * lane + i], meta + nb * H + h * D + 4 * lane + i);
+                    cp_async_wait_all();
+                    __syncwarp();  // lane 0's arrive below releases the whole warp's copies
+                }
+                if (lane == 0) {
+                    tma::mbar_expect_tx(&full_k[sk], kTile);
+                    tma::load_4d(kst + sk * kTile, &maps.k, &full_k[sk], 0, h, cur.r, slot);
+                }
             }
             return;
         }
@@ -292,9 +322,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 if (kk < kTQ) my_qsave[((kk * 4 + r) * 2 + 0) * 128 * kConsumers] = raw[kk][r].x, my_qsave[((kk * 4 + r) * 2 + 1) * 128 * kConsumers] = raw[kk][r].y;
             }
     }
-    int             q_frame = -1;
-    const uint8_t * slot = nullptr;         // the current key frame's slot
-    float           qm0 = 0.0f, qm1 = 0.0f;  // int8: s_q (q8 . mean of the frame), per row
+    int                 q_frame = -1;
+    const FrameInputs * fin = frame_in;    // the current key frame's inputs (in its first tile's key stage)
+    float               qm0 = 0.0f, qm1 = 0.0f;  // int8: s_q (q8 . mean of the frame), per row
 
     float o[D / 8][4];
 #pragma unroll
@@ -314,11 +344,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         if (lane == 0) tma::mbar_arrive(bar);
     };
     // A new key frame, before its first S: rotate the temporal pairs by its angle, re-quantize them.
-    auto new_frame = [&](int lf) {
+    auto new_frame = [&](int lf, int st) {
         q_frame = lf;
-        slot = K.store + int64_t(K.view.slot_of_logical(lf)) * K.layout.slot_bytes;
-        const float * cs = tabs.cos + int64_t(lf) * pt;
-        const float * sn = tabs.sin + int64_t(lf) * pt;
+        fin = frame_in + st;
 #pragma unroll
         for (int kk = 0; kk < kTQ; ++kk)
 #pragma unroll
@@ -329,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 #pragma unroll
                 for (int w = 0; w < 2; ++w) {
                     const bool temporal = p0 + w < pt;
-                    c[w] = temporal ? __ldg(cs + p0 + w) : 1.0f, sw[w] = temporal ? __ldg(sn + p0 + w) : 0.0f;
+                    c[w] = temporal ? fin->cs[p0 + w] : 1.0f, sw[w] = temporal ? fin->sn[p0 + w] : 0.0f;
                 }
 #pragma unroll
                 for (int row = 0; row < 2; ++row) {
@@ -345,12 +373,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 }
             }
     };
-    // ... and after its first S was issued (the loads' latency hides under the MMAs): the frame's key
-    // scales, its largest value scale (O's new unit) and each block's ratio to it.
+    // ... and after its first S was issued: the frame's key scales, its largest value scale (O's new unit)
+    // and each block's ratio to it.
     auto frame_consts = [&]() {
         const int   nb = K.layout.blocks();  // lane b: block b
-        const float ks = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.k_meta) + lane * H + h) : 1.0f;
-        const float vs = lane < nb ? __ldg(reinterpret_cast<const float *>(slot + K.layout.v_meta) + lane * H + h) : 0.0f;
+        const float ks = lane < nb ? fin->ks[lane] : 1.0f;
+        const float vs = lane < nb ? fin->vs[lane] : 0.0f;
         float       vmax = vs;
 #pragma unroll
         for (int off = 16; off >= 1; off >>= 1) vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, off));
@@ -365,23 +393,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     // int8 keys: the frame's mean term, before the first S is issued (S's registers are free then)
     auto frame_mean = [&]() {
         if constexpr (kInt8) {
-            // lane i loads dims 4 i + [0, 4) (4-byte aligned only: the meta follows the block scales); a
-            // thread's dims 32 kk + 16 half + 4 t + [0, 4) come from lane 8 kk + 4 half + t
-            const float * mean = reinterpret_cast<const float *>(slot + K.layout.k_meta) + K.layout.blocks() * H + h * D + 4 * lane;
-            // (a loop over the four dims of a lane: unrolled, the 32 shuffles in flight made ptxas spill)
-            float         a0 = 0.0f, a1 = 0.0f;
+            // a thread's dims 32 kk + 16 half + 4 t + i (a loop over i: unrolled, ptxas spills)
+            float a0 = 0.0f, a1 = 0.0f;
 #pragma unroll 1
-            for (int i = 0; i < 4; ++i) {
-                const float mv = __ldg(mean + i);
+            for (int i = 0; i < 4; ++i)
 #pragma unroll
                 for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
                     for (int half = 0; half < 2; ++half) {
-                        const float mm = __shfl_sync(0xffffffffu, mv, 8 * kk + 4 * half + t);
+                        const float mm = fin->mean[32 * kk + 16 * half + 4 * t + i];
                         a0 = fmaf(s8_value(qf[kk][2 * half], i), mm, a0);
                         a1 = fmaf(s8_value(qf[kk][2 * half + 1], i), mm, a1);
                     }
-            }
 #pragma unroll
             for (int off = 1; off <= 2; off <<= 1) {
                 a0 += __shfl_xor_sync(0xffffffffu, a0, off);
@@ -410,7 +433,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         const int st = it % kKStages;
         tma::mbar_wait(&full_k[st], (it / kKStages) & 1);
         const bool fresh = __any_sync(0xffffffffu, lf != q_frame);  // uniform (a vote: no shuffle's latency)
-        if (fresh) new_frame(lf), frame_mean();
+        if (fresh) new_frame(lf, st), frame_mean();
         mma_s(st);
         if (fresh) frame_consts();
         blk0 = r / kKvBlockTokens, blk1 = min(blk0 + 1, K.layout.blocks() - 1);
