@@ -100,11 +100,14 @@ __device__ __forceinline__ float as_f(float x) { return x; }
 __device__ __forceinline__ float as_f(int x) { return __int_as_float(x); }
 __device__ __forceinline__ void  set_f(float & r, float v) { r = v; }
 __device__ __forceinline__ void  set_f(int & r, float v) { r = __float_as_int(v); }
-// 4 bytes global -> shared, asynchronously (complete after cp_async_wait_all)
+// 4 bytes global -> shared, asynchronously (cp_async_arrive signals them landed)
 __device__ __forceinline__ void cp_async4(void * dst, const void * src) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(tma::saddr(dst)), "l"(src) : "memory");
 }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+// an arrival on bar once this thread's earlier cp.async copies have landed (counted in bar's init)
+__device__ __forceinline__ void cp_async_arrive(uint64_t * bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(tma::saddr(bar)) : "memory");
+}
 // Byte i of w as a signed int8, as a float.
 __device__ __forceinline__ float s8_value(uint32_t w, int i) { return float(int8_t((w >> (8 * i)) & 0xFFu)); }
 
@@ -205,7 +208,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     const int64_t q0 = B.q0, j_begin = B.j_begin, block_lim = B.block_lim;
 
     if (threadIdx.x == 0) {
-        for (int i = 0; i < kKStages; ++i) tma::mbar_init(&full_k[i], 1), tma::mbar_init(&empty_k[i], 4 * kConsumers);
+        // full_k: the keys' TMA (lane 0's expect_tx) and warp 0's 32 lanes once their frame-input copies landed
+        for (int i = 0; i < kKStages; ++i) tma::mbar_init(&full_k[i], 1 + 32), tma::mbar_init(&empty_k[i], 4 * kConsumers);
         for (int i = 0; i < kVStages; ++i) tma::mbar_init(&full_v[i], 1), tma::mbar_init(&empty_v[i], 4 * kConsumers);
         for (int i = 0; i < kRawStages; ++i) tma::mbar_init(&raw_full[i], 1);
         tma::mbar_fence_init();
@@ -231,9 +235,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                     if (F == int(KvFormat::int8))  // the means follow the block scales (4-byte aligned only)
 #pragma unroll
                         for (int i = 0; i < 4; ++i) cp_async4(&fi->mean[4 * lane + i], meta + nb * H + h * D + 4 * lane + i);
-                    cp_async_wait_all();
-                    __syncwarp();  // lane 0's arrive below releases the whole warp's copies
                 }
+                cp_async_arrive(&full_k[sk]);  // every tile (the count is fixed): after this lane's copies
                 if (lane == 0) {
                     tma::mbar_expect_tx(&full_k[sk], kTile);
                     tma::load_4d(kst + sk * kTile, &maps.k, &full_k[sk], 0, h, cur.r, slot);
