@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     }
     __syncthreads();
 
-    if (wg == 0) {  // producer: warp 0 (one thread) loads the keys, warps 1-3 load the raw values and widen them
+    if (wg == 0) {  // producer: warp 0 loads the keys (and each frame's inputs), warps 1-3 load the raw values and widen them
         tma::regs_dec<kProducerRegs>();
         if (warp == 0) {  // lane 0 loads the keys; the warp copies each frame's inputs beside its first tile
             if (lane == 0) tma::prefetch_map(&maps.k);
