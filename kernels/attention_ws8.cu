@@ -3,8 +3,7 @@
 // store, e4m3 x e4m3 -> f32 for fp8) at twice the bf16 tensor-core rate; the block scales multiply the
 // scores, nothing on the key side is converted.
 //
-// Same schedule as attention_ws.cu (producer warpgroup + two ping-ponging consumer warpgroups; for int8
-// the consumers run free, see kPingPong), with:
+// Same schedule as attention_ws.cu (producer warpgroup + two ping-ponging consumer warpgroups), with:
 //  - keys straight from the slot into the stage by TMA (the 128-byte swizzle of one 128-byte key row is
 //    the K-major B layout);
 //  - Q quantized per row once (int8 / e4m3) with a scale bounded by the temporal pairs' norms, so the
@@ -159,8 +158,8 @@ __device__ __forceinline__ void widen_v(const uint8_t * raw, uint8_t * vf, int w
 }
 
 // TileCursor's walk of ring keys in 32-bit arithmetic (key indices are below nk): the consumers' per-tile
-// bookkeeping sits in their critical path. fp8 only: side by side, fp8 1.70 ms with it vs 1.74, int8
-// 1.89 vs 1.84 (ptxas allocates int8's registers worse with it).
+// bookkeeping sits in their critical path (side by side: fp8 1.70 ms with it vs 1.74 at step 7, int8
+// 1.757-1.769 vs 1.774-1.779 at step 13 of docs/KV_FORMATS.md).
 struct RingCursor32 {
     int a, end, lim, frame, r, tpf;
     __device__ __forceinline__ RingCursor32(int tpf_, int begin, int limit) : a(begin), lim(limit), tpf(tpf_) {
@@ -181,13 +180,11 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                                                                     RopeTabs tabs, float scale) {
 #if AVS_WGMMA
     constexpr bool  kInt8 = F == int(KvFormat::int8);
-    // int8 scores convert as the bits of kMagic + acc (an integer add, not the quarter-rate I2F)
+    // int8 scores are read as the float bits of kMagic + acc: S's accumulators start at kMagic's bits
+    // (the MMA adds the integer part; no conversion after it, not the quarter-rate I2F)
     constexpr float kMagic = kInt8 ? 12582912.0f : 0.0f;
-    // Per format, as measured side by side with bf16 (docs/KV_FORMATS.md, step 9): fp8 votes late (P
-    // packed to f16 first, its row sums by f16x2 adds) on two value stages; int8 keeps fp32 row sums
-    // beside the exponentials and the vote before the pack, on three (both were slower for it).
-    constexpr bool kLateVote = !kInt8;
-    constexpr int  kVStages = kInt8 ? 3 : 2;
+    // widened value stages, as measured side by side (docs/KV_FORMATS.md, steps 9 and 13)
+    constexpr int kVStages = kInt8 ? 3 : 2;
     static_assert(kVStages <= kVStagesMax);
     extern __shared__ __align__(16) unsigned char smem_raw[];
     unsigned char * smem = smem_raw + ((1024u - (tma::saddr(smem_raw) & 1023u)) & 1023u);
@@ -419,47 +416,58 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     // S = Q K^T of tile `it` from the stored 8-bit keys (K-major B: a k32 step is 32 B into the key row)
     float bc0, bc1;    // the tile's two blocks' key scales (frame table), read at issue
     int   blk0, blk1;  // and the blocks
-    auto mma_s = [&](int st) {
+    // int8: S's accumulators to kMagic's bits (|acc| < 2^22, so kMagic + acc stays in [2^23, 2^24), where
+    // the float bits count units): issued before the ping-pong barrier, off the other warpgroup's path
+    auto preset = [&]() {
+        if constexpr (kInt8) {
+#pragma unroll
+            for (int j = 0; j < BK / 8; ++j)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) set_f(sa[j][c], __int_as_float(0x4B400000));
+        }
+    };
+    auto mma_s = [&](int st, bool with_preset) {
         // one descriptor per tile; a k32 step adds 32 B to its start-address field (no carry: shared
         // addresses are below 2^18, so a 32-bit add on the low word)
         const uint64_t d0 = wg::desc_sw128(tma::saddr(kst + st * kTile), 16, 1024);
+        if (with_preset) preset();
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < D / 32; ++kk) {
             const uint64_t dk = (d0 & 0xFFFFFFFF00000000ull) | uint32_t(uint32_t(d0) + kk * 32 / 16);
-            if constexpr (kInt8) wg::mma_m64n128k32_s8(sa, qf[kk], dk, kk > 0);
+            if constexpr (kInt8) wg::mma_m64n128k32_s8(sa, qf[kk], dk, true);
             else wg::mma_m64n128k32_e4m3(sa, qf[kk], dk, kk > 0);
         }
         wg::commit();
     };
-    auto issue_s = [&](int it, int lf, int r) {
+    // Around S of tile `it`, outside the ping-pong section (only the MMAs' issue is inside: work in it
+    // delays the other warpgroup's): before, the keys, a new frame's Q and int8's preset; after, the new
+    // frame's constants and the tile's key scales.
+    bool fresh = false;
+    auto pre_s = [&](int it, int lf) {
         const int st = it % kKStages;
         tma::mbar_wait(&full_k[st], (it / kKStages) & 1);
-        const bool fresh = __any_sync(0xffffffffu, lf != q_frame);  // uniform (a vote: no shuffle's latency)
+        fresh = __any_sync(0xffffffffu, lf != q_frame);  // uniform (a vote: no shuffle's latency)
         if (fresh) new_frame(lf, st), frame_mean();
-        mma_s(st);
+        preset();
+    };
+    auto post_s = [&](int r) {
         if (fresh) frame_consts();
         blk0 = r / kKvBlockTokens, blk1 = min(blk0 + 1, K.layout.blocks() - 1);
         bc0 = tab[blk0].z, bc1 = tab[blk1].z;
     };
     // O[64 x D] += P' V of tile `it` (f16 values as N-major B, as attention_ws.cu)
-    auto issue_pv = [&](int it) {
+    auto wait_v = [&](int it) { tma::mbar_wait(&full_v[it % kVStages], (it / kVStages) & 1); };
+    auto issue_pv = [&](int it) {  // after wait_v(it)
         const int st = it % kVStages;
-        tma::mbar_wait(&full_v[st], (it / kVStages) & 1);
         const uint64_t d0 = wg::desc_sw128(tma::saddr(vst + st * kVTile), BK * 128, 1024);  // + 2 KB per k16 step
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) wg::mma_m64n128k16<1, true>(o, pa[kk], d0 + uint64_t(kk * 16 * 128 / 16));
         wg::commit();
     };
-    // S as floats (int8: kMagic + acc), partial tiles masked
-    auto prep_s = [&](int j0, int jend) {
-        if constexpr (kInt8) {
-#pragma unroll
-            for (int j = 0; j < BK / 8; ++j)
-#pragma unroll
-                for (int c = 0; c < 4; ++c) sa[j][c] += 0x4B400000;  // as a float: kMagic + acc, exactly (|acc| < 2^22)
-        }
+    // partial tiles masked (S as floats; int8: kMagic + acc)
+    auto mask_s = [&](int j0, int jend) {
         if (__any_sync(0xffffffffu, j0 + BK > min(jend, wg_first_lim))) {  // partial tile (uniform)
             // key 8 j + 2 t + c is visible while 8 j + c < n - 2 t: one compare and one select a score
             const int n0 = min(lim0, jend) - j0 - 2 * t, n1 = min(lim1, jend) - j0 - 2 * t;
@@ -473,9 +481,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         }
     };
     // S to P' in place against the bases b0s, b1s (log2 units), each a single FFMA before the exp2:
-    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block), + the block's log2 ratio. int8: returns
-    // the rows' sums of P (this thread's keys) in inc0, inc1; fp8 takes them from the packed P' (pa_sums),
-    // with the blocks' ratios (ta, tb) read here.
+    // score = a_b acc + qm (a_b = s_q s_k of the key's 64-block), + the block's log2 ratio; the blocks'
+    // ratios (ta, tb) for the row sums (pa_sums) are read here.
     float  inc0, inc1;
     float2 ta, tb;  // the tile's two blocks' {log2 ratio, 1 / ratio}
     auto exps = [&](float b0s, float b1s) {
@@ -485,21 +492,15 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         // (kMagic folded in: its rounding here is below one unit of acc)
         const float f00 = fmaf(qm0, sl2, -b0s) - kMagic * e00 + ta.x, f01 = fmaf(qm0, sl2, -b0s) - kMagic * e01 + tb.x;
         const float f10 = fmaf(qm1, sl2, -b1s) - kMagic * e10 + ta.x, f11 = fmaf(qm1, sl2, -b1s) - kMagic * e11 + tb.x;
-        float       ps[2][2] = {};  // [row][block]: sums of P'
 #pragma unroll
         for (int j = 0; j < BK / 8; ++j) {
             const bool second = j >= BK / 16;
             const float ea = second ? e01 : e00, fa = second ? f01 : f00, eb = second ? e11 : e10, fb = second ? f11 : f10;
 #pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const float p = fast_exp2(fmaf(as_f(sa[j][c]), c < 2 ? ea : eb, c < 2 ? fa : fb));
-                set_f(sa[j][c], p);
-                if constexpr (!kLateVote) ps[c / 2][second] += p;
-            }
+            for (int c = 0; c < 4; ++c) set_f(sa[j][c], fast_exp2(fmaf(as_f(sa[j][c]), c < 2 ? ea : eb, c < 2 ? fa : fb)));
         }
-        if constexpr (!kLateVote) inc0 = fmaf(ps[0][0], ta.y, ps[0][1] * tb.y), inc1 = fmaf(ps[1][0], ta.y, ps[1][1] * tb.y);
     };
-    // kLateVote: the row sums from P' as packed in f16 (pa), per row and block a tree of f16x2 adds (half
+    // The row sums from P' as packed in f16 (pa), per row and block a tree of f16x2 adds (half
     // the instructions of fp32 FADDs; the sums the P V sees; a P' past 65504 sums to inf and fails the vote)
     auto pa_sums = [&]() {
         __half2 s[2][2];
@@ -520,12 +521,11 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     // First against the running maxima as they are (lazy rescaling, FlashAttention-4): while no P of the
     // tile exceeds kSlack (the row sums bound them; one vote per warpgroup), they stand and O needs no
     // rescale. Otherwise S is recomputed from the stage (released only after the vote) and settled: the
-    // maxima move to the tile's. A block's first tile is settled directly (fp8) or after a failed vote
-    // (int8, whose rows without a maximum take base 0 and pass only if they saw no key).
+    // maxima move to the tile's. A block's first tile is settled directly.
     bool  rescale = false;
     float b0 = 0.0f, b1 = 0.0f, cm0 = 0.0f, cm1 = 0.0f;  // bases m * sl2 (0 while a row has no maximum)
     auto  settle = [&](int j0, int jend) {
-        prep_s(j0, jend);
+        mask_s(j0, jend);
         // raw maxima per row and block (the blocks' scales differ), then the true row maxima
         float r00 = -INFINITY, r01 = -INFINITY, r10 = -INFINITY, r11 = -INFINITY;
 #pragma unroll
@@ -548,7 +548,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         rescale = true;
         rebase = 1.0f;
         m0 = mx0, m1 = mx1;
-        if constexpr (kLateVote) b0 = nb0, b1 = nb1;
+        b0 = nb0, b1 = nb1;
         exps(nb0, nb1);
     };
     auto settle_l = [&]() { l0 = fmaf(l0, cm0, inc0), l1 = fmaf(l1, cm1, inc1); };
@@ -561,18 +561,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         return true;
     };
     auto recompute_s = [&](int st) {
-        mma_s(st);
+        mma_s(st, true);
         wg::wait<0>();
         wg::fence_regs(sa);
-    };
-    // int8: the whole softmax of a tile, row sums beside the exponentials
-    auto softmax = [&](int j0, int jend, int st) {
-        prep_s(j0, jend);
-        exps(m0 == -INFINITY ? 0.0f : m0 * sl2, m1 == -INFINITY ? 0.0f : m1 * sl2);
-        if (lazy_vote((m0 == -INFINITY ? inc0 == 0.0f : inc0 <= kSlack) && (m1 == -INFINITY ? inc1 == 0.0f : inc1 <= kSlack))) return;
-        recompute_s(st);
-        settle(j0, jend);
-        settle_l();
     };
     // O, in the previous tile's maxima and sigma, follows the new ones (before the next P V is added)
     auto rescale_o = [&]() {
@@ -592,81 +583,62 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
 
     const int n_tiles = __shfl_sync(0xffffffffu, count_tiles<BK>(K, j_begin, block_lim), 0);
     const int n_active = __shfl_sync(0xffffffffu, count_tiles<BK>(K, j_begin, wg_lim), 0);
-    // fp8: ping-pong as attention_ws.cu. int8 runs its two warpgroups free: measured side by side, int8
-    // 1.84 ms free vs 2.01 alternating, fp8 1.77 free vs 1.74 alternating (the int8 softmax, with its
-    // magic-number conversions, is the longer: alternation made each warpgroup wait for the other's).
-    constexpr bool kPingPong = !kInt8;
-    auto pp_sync = [&]() {
-        if constexpr (kPingPong) tma::bar_sync(1 + cw, 256);
-    };
+    // Ping-pong as attention_ws.cu: the two warpgroups issue their MMAs in turn, each one's softmax under
+    // the other's tensor-core work.
+    auto pp_sync = [&]() { tma::bar_sync(1 + cw, 256); };
     const int pp_other = 1 + (cw ^ 1), pp_last = cw == 1 ? n_tiles - 1 : -1;  // the last tile arrives nowhere
     auto pp_arrive = [&](int it) {
-        if constexpr (kPingPong)
-            if (it != pp_last) tma::bar_arrive(pp_other, 256);
+        if (it != pp_last) tma::bar_arrive(pp_other, 256);
     };
-    if (kPingPong && cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
+    if (cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
 
     // as attention_ws.cu: the softmax of tile `it` under the P V of tile it - 1
-    auto make_cur = [&]() {
-        if constexpr (kInt8) return TileCursor<BK>(K, j_begin, block_lim);
-        else return RingCursor32(K.view.tokens_per_frame, int(j_begin), int(block_lim));
-    };
-    auto cur = make_cur();
-    int  it = 0;
+    RingCursor32 cur(K.view.tokens_per_frame, int(j_begin), int(block_lim));
+    int          it = 0;
     if (n_active > 0) {
+        pre_s(0, cur.frame);
         pp_sync();
-        issue_s(0, cur.frame, cur.r);
+        mma_s(0, false);
         pp_arrive(0);
+        post_s(cur.r);
         wg::wait<0>();
         wg::fence_regs(sa);
-        if constexpr (kLateVote) {
-            settle(int(cur.a), int(cur.end));
-            release(&empty_k[0]);
-            pack_p();
-            pa_sums();
-            settle_l();
-        } else {
-            softmax(int(cur.a), int(cur.end), 0);
-            release(&empty_k[0]);  // after the softmax, which may read the keys again
-            pack_p();
-        }
+        settle(cur.a, cur.end);
+        release(&empty_k[0]);
+        pack_p();
+        pa_sums();
+        settle_l();
         for (it = 1; it < n_active; ++it) {
             cur.next();
             const int st = it % kKStages;
+            pre_s(it, cur.frame);
+            wait_v(it - 1);
             pp_sync();
-            issue_s(it, cur.frame, cur.r);
+            mma_s(st, false);
             issue_pv(it - 1);
             pp_arrive(it);
+            post_s(cur.r);
             wg::wait<1>();  // S landed; P V still in flight
             wg::fence_regs(sa);
-            if constexpr (kLateVote) {
-                prep_s(int(cur.a), int(cur.end));
-                exps(b0, b1);
-                wg::wait<0>();  // P V done: P' goes to f16, its sums from there
-                wg::fence_regs(o);
-                release(&empty_v[(it - 1) % kVStages]);
+            mask_s(cur.a, cur.end);
+            exps(b0, b1);
+            wg::wait<0>();  // P V done: P' goes to f16, its sums from there
+            wg::fence_regs(o);
+            release(&empty_v[(it - 1) % kVStages]);
+            pack_p();
+            pa_sums();
+            // (a row without visible keys has P = 0: every row has its maximum after the first tile)
+            if (!lazy_vote(inc0 <= kSlack && inc1 <= kSlack)) {
+                recompute_s(st);
+                settle(cur.a, cur.end);
                 pack_p();
                 pa_sums();
-                // (a row without visible keys has P = 0: every row has its maximum after the first tile)
-                if (!lazy_vote(inc0 <= kSlack && inc1 <= kSlack)) {
-                    recompute_s(st);
-                    settle(int(cur.a), int(cur.end));
-                    pack_p();
-                    pa_sums();
-                    settle_l();
-                }
-                release(&empty_k[st]);
-                rescale_o();
-            } else {
-                softmax(int(cur.a), int(cur.end), st);
-                release(&empty_k[st]);
-                wg::wait<0>();
-                wg::fence_regs(o);
-                release(&empty_v[(it - 1) % kVStages]);
-                rescale_o();
-                pack_p();
+                settle_l();
             }
+            release(&empty_k[st]);
+            rescale_o();
         }
+        wait_v(n_active - 1);
         issue_pv(n_active - 1);
         wg::wait<0>();
         wg::fence_regs(o);
