@@ -426,11 +426,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
                 for (int c = 0; c < 4; ++c) set_f(sa[j][c], __int_as_float(0x4B400000));
         }
     };
-    auto mma_s = [&](int st, bool with_preset) {
+    auto mma_s = [&](int st) {
         // one descriptor per tile; a k32 step adds 32 B to its start-address field (no carry: shared
         // addresses are below 2^18, so a 32-bit add on the low word)
         const uint64_t d0 = wg::desc_sw128(tma::saddr(kst + st * kTile), 16, 1024);
-        if (with_preset) preset();
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < D / 32; ++kk) {
@@ -561,7 +560,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
         return true;
     };
     auto recompute_s = [&](int st) {
-        mma_s(st, true);
+        preset();
+        mma_s(st);
         wg::wait<0>();
         wg::fence_regs(sa);
     };
@@ -598,7 +598,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     if (n_active > 0) {
         pre_s(0, cur.frame);
         pp_sync();
-        mma_s(0, false);
+        mma_s(0);
         pp_arrive(0);
         post_s(cur.r);
         wg::wait<0>();
@@ -614,7 +614,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
             pre_s(it, cur.frame);
             wait_v(it - 1);
             pp_sync();
-            mma_s(st, false);
+            mma_s(st);
             issue_pv(it - 1);
             pp_arrive(it);
             post_s(cur.r);
