@@ -177,7 +177,7 @@ struct RingCursor32 {
 template <int F>
 __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid_constant__ Maps maps, bf16 * __restrict__ out,
                                                                     const bf16 * __restrict__ q, int64_t Lq, int H, AttnKeys K, SplitPlan plan,
-                                                                    RopeTabs tabs, float scale) {
+                                                                    RopeTabs tabs, float scale, int acc_init) {
 #if AVS_WGMMA
     constexpr bool  kInt8 = F == int(KvFormat::int8);
     // int8 scores are read as the float bits of kMagic + acc: S's accumulators start at kMagic's bits
@@ -417,13 +417,18 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     float bc0, bc1;    // the tile's two blocks' key scales (frame table), read at issue
     int   blk0, blk1;  // and the blocks
     // int8: S's accumulators to kMagic's bits (|acc| < 2^22, so kMagic + acc stays in [2^23, 2^24), where
-    // the float bits count units): issued before the ping-pong barrier, off the other warpgroup's path
+    // the float bits count units), before the ping-pong barrier, off the other warpgroup's path. The bits
+    // come from a kernel argument (acc_init) and each move is pinned by an empty asm: from a constant, the
+    // compiler sank the 64 moves past the barrier, next to the MMA (docs/KV_FORMATS.md, step 14).
     auto preset = [&]() {
         if constexpr (kInt8) {
 #pragma unroll
             for (int j = 0; j < BK / 8; ++j)
 #pragma unroll
-                for (int c = 0; c < 4; ++c) set_f(sa[j][c], __int_as_float(0x4B400000));
+                for (int c = 0; c < 4; ++c) {
+                    sa[j][c] = acc_init;
+                    asm volatile("" : "+r"(sa[j][c]));
+                }
         }
     };
     auto mma_s = [&](int st) {
@@ -677,7 +682,7 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
     if (e != cudaSuccess) return e;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(plan.n));
-    kern<<<grid, kThreads, kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, plan, rope_tabs(K), scale);
+    kern<<<grid, kThreads, kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, plan, rope_tabs(K), scale, 0x4B400000);  // kMagic's bits
     return cudaGetLastError();
 }
 
