@@ -597,7 +597,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     };
     if (cw == 1 && n_tiles > 0) tma::bar_arrive(1, 256);
 
-    // as attention_ws.cu: the softmax of tile `it` under the P V of tile it - 1
+    // as attention_ws.cu: S of tile `it` issued with the P V of tile it - 1 (ptxas puts the wait for that
+    // P V before the exponentials, so the softmax runs under the other warpgroup's MMAs: KV_FORMATS step 14)
     RingCursor32 cur(K.view.tokens_per_frame, int(j_begin), int(block_lim));
     int          it = 0;
     if (n_active > 0) {
