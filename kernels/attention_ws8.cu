@@ -82,13 +82,17 @@ __device__ __forceinline__ uint32_t pack_f16(float a, float b) {
     const __half2 h = __floats2half2_rn(a, b);
     return *reinterpret_cast<const uint32_t *>(&h);
 }
+// 1.5 * 2^23: a float in [2^23, 2^24) has a unit last place, so adding it rounds to an integer and leaves
+// that integer in the low mantissa bits; kMagicBits is its bit pattern (exponent 127 + 23, mantissa .1b).
+constexpr float kMagicF = 1.5f * 8388608.0f;
+constexpr int   kMagicBits = (127 + 23) << 23 | 1 << 22;
 // Four floats, each |x| < 127.5 (Q's scale bounds them), as int8 bytes: x + 1.5 * 2^23 rounds x to the
 // nearest integer (ties to even) and leaves it, two's complement, in the low byte; the bytes are gathered
 // by PRMT (no F2I, no clamps). The compiler fuses quant4's multiply into the add (one FFMA), so the exact
 // product is rounded once: where its float rounding would cross a half, q8 differs by one from rintf.
 __device__ __forceinline__ uint32_t s8x4(float a, float b, float c, float d) {
-    const uint32_t ra = __float_as_uint(a + 12582912.0f), rb = __float_as_uint(b + 12582912.0f);
-    const uint32_t rc = __float_as_uint(c + 12582912.0f), rd = __float_as_uint(d + 12582912.0f);
+    const uint32_t ra = __float_as_uint(a + kMagicF), rb = __float_as_uint(b + kMagicF);
+    const uint32_t rc = __float_as_uint(c + kMagicF), rd = __float_as_uint(d + kMagicF);
     return __byte_perm(__byte_perm(ra, rb, 0x0040), __byte_perm(rc, rd, 0x0040), 0x5410);
 }
 template <bool Int8> __device__ __forceinline__ uint32_t quant4(float a, float b, float c, float d, float inv) {
@@ -182,7 +186,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_ws8_kernel(const __grid
     constexpr bool  kInt8 = F == int(KvFormat::int8);
     // int8 scores are read as the float bits of kMagic + acc: S's accumulators start at kMagic's bits
     // (the MMA adds the integer part; no conversion after it, not the quarter-rate I2F)
-    constexpr float kMagic = kInt8 ? 12582912.0f : 0.0f;
+    constexpr float kMagic = kInt8 ? kMagicF : 0.0f;
     // widened value stages, as measured side by side (docs/KV_FORMATS.md, steps 9 and 13)
     constexpr int kVStages = kInt8 ? 3 : 2;
     static_assert(kVStages <= kVStagesMax);
@@ -683,7 +687,7 @@ cudaError_t launch(void * out, const void * q, int64_t Lq, int heads, const Attn
     cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem));
     if (e != cudaSuccess) return e;
     const dim3 grid(unsigned((Lq + kBQ - 1) / kBQ), unsigned(heads), unsigned(plan.n));
-    kern<<<grid, kThreads, kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, plan, rope_tabs(K), scale, 0x4B400000);  // kMagic's bits
+    kern<<<grid, kThreads, kSmem, stream>>>(maps, static_cast<bf16 *>(out), static_cast<const bf16 *>(q), Lq, heads, K, plan, rope_tabs(K), scale, kMagicBits);
     return cudaGetLastError();
 }
 
