@@ -3,7 +3,7 @@
 # DiT streaming benchmark (avs-bench + the PyTorch reference), and write logs and results under $OUT
 # (default ./out). Header-only build dependencies come from .gpudeps/ (scripts/fetch-gpu-deps.sh,
 # run where Debian's apt works).
-#   scripts/gpu-check.sh [--arch 90a] [--no-bench | --bench dit|decode|kv|all] [--skip-tests] [--no-sanitize] [--profile-attention]
+#   scripts/gpu-check.sh [--arch 90a] [--no-bench | --bench dit|decode|kv|attn|all] [--skip-tests] [--no-sanitize] [--profile-attention]
 # --profile-attention: Nsight Compute over the attention throughput test (every kernel and format at
 # the 1.3B chunk shape), averaged per kernel -> $OUT/ncu-attention.txt (which pipe bounds each kernel).
 # Results record $AVS_COMMIT when set (the device's copy of the tree may carry stale git metadata).
@@ -98,6 +98,17 @@ if [ "$bench" = all ] || [ "$bench" = kv ]; then
   echo "kv bench: rc=$krc"
   stage "kv bench done"
   if [ "$rc" = 0 ] && [ "$krc" != 0 ]; then rc=1; fi
+fi
+if [ "$bench" = all ] || [ "$bench" = attn ]; then
+  # Ring attention per KV format side by side (issue 4: 8-bit at least as fast as bf16), interleaved
+  # rounds under sustained load, plain and wrapped ring -> $OUT/<date>-<gpu>-attention-formats.json
+  set +e
+  "$build/bench/avs-attn-bench" --backend cuda --out "$OUT" ${ATTN_BENCH_ARGS:-} 2>&1 | tee "$OUT/attn-bench.log"
+  arc=${PIPESTATUS[0]}
+  set -e
+  echo "attention bench: rc=$arc"
+  stage "attention bench done"
+  if [ "$rc" = 0 ] && [ "$arc" != 0 ]; then rc=1; fi
 fi
 if [ "$bench" = all ] || [ "$bench" = dit ]; then
   # DiT streaming benchmark (issue 3 parts 4-5): ours, the PyTorch reference of the same loop on the
