@@ -6,8 +6,10 @@
 // Rounds interleave the formats (the order rotates each round) and each format runs back to back for
 // --seconds per round, so every format meets the same clocks and temperature; a format's time is the
 // median over all its batches, its ratio the median over rounds of (its median / bf16's median in the
-// same round). Two ring layouts: "plain" (logical frames 0-20 in slots 0-20: the window's first fill)
-// and "wrapped" (logical frames 9-29, wrapped at slot 21: every chunk of a stream after that).
+// same round). Three ring layouts: "plain" (logical frames 0-20 in slots 0-20: the window's first fill),
+// "wrapped" (logical frames 9-29, wrapped at slot 21: every chunk of a stream after that) and "stream"
+// (wrapped, its last 3 frames the chunk being generated, read as a bf16 tail from the activations: what
+// every denoising step of a stream runs; the 8-bit kernel gives the tail a split of its own).
 // The GPU's SM clock and board power are sampled (NVML) while each format runs: under sustained load a
 // board at its power limit clocks each kernel by its power draw, so the time per call is reported with
 // the clock it ran at and the cycles it took. Writes <out>/<date>-<gpu>-attention-formats.json.
@@ -42,7 +44,7 @@ using avs::bench::median;
 namespace {
 
 struct Options {
-    std::string backend = "auto", out, commit, formats = "bf16,fp8,int8", rings = "plain,wrapped", grid = "30x52";
+    std::string backend = "auto", out, commit, formats = "bf16,fp8,int8", rings = "plain,wrapped,stream", grid = "30x52";
     int         heads = 12, window = 21, chunk = 3, rounds = 5, batch = 10;
     double      seconds = 2.0;
 };
@@ -84,7 +86,7 @@ int main(int argc, char ** argv) {
     app.add_option("--out", o.out, "directory for <date>-<gpu>-attention-formats.json (empty: print only)");
     app.add_option("--commit", o.commit, "commit to record (default: $AVS_COMMIT)");
     app.add_option("--formats", o.formats, "comma-separated KV formats, bf16 first (the reference of the ratios)");
-    app.add_option("--rings", o.rings, "ring layouts: plain, wrapped");
+    app.add_option("--rings", o.rings, "ring layouts: plain, wrapped, stream");
     app.add_option("--grid", o.grid, "latent grid per frame after patchify, HxW (1.3B at 480x832: 30x52)");
     app.add_option("--heads", o.heads, "attention heads (head_dim 128)")->check(CLI::Range(1, 64));
     app.add_option("--window", o.window, "window in latent frames")->check(CLI::Range(4, 1000));
@@ -105,7 +107,8 @@ int main(int argc, char ** argv) {
     const std::vector<std::string> fnames = split(o.formats), rings = split(o.rings);
     if (fnames.empty() || fnames[0] != "bf16") return fail(make_error(ErrorCode::invalid_argument, "--formats '%s': bf16 must come first", o.formats.c_str()));
     for (const auto & r : rings)
-        if (r != "plain" && r != "wrapped") return fail(make_error(ErrorCode::invalid_argument, "--rings: '%s' is not plain or wrapped", r.c_str()));
+        if (r != "plain" && r != "wrapped" && r != "stream")
+            return fail(make_error(ErrorCode::invalid_argument, "--rings: '%s' is not plain, wrapped or stream", r.c_str()));
 
     auto be_r = make_backend(o.backend);
     if (!be_r) return fail(be_r.status().with_context("--backend"));
@@ -120,6 +123,8 @@ int main(int argc, char ** argv) {
     const int64_t lq = int64_t(o.chunk) * tpf, lk = int64_t(o.window) * tpf;
     auto q = random_tensor(be, Shape{lq, H, D}, 1), k = random_tensor(be, Shape{lk, H, D}, 2), v = random_tensor(be, Shape{lk, H, D}, 3);
     if (!q || !k || !v) return fail(!q ? q.status() : !k ? k.status() : v.status());
+    auto tk = random_tensor(be, Shape{lq, H, D}, 4), tv = random_tensor(be, Shape{lq, H, D}, 5);  // "stream": the chunk's own keys
+    if (!tk || !tv) return fail(!tk ? tk.status() : tv.status());
     auto out = be.alloc(be.act_dtype(), Shape{lq, H, D});
     if (!out) return fail(out.status());
     std::vector<Case> cases;
@@ -149,7 +154,8 @@ int main(int argc, char ** argv) {
                      {"grid", o.grid}, {"window", o.window}, {"chunk_frames", o.chunk}, {"rounds", o.rounds}, {"seconds_per_format_and_round", o.seconds},
                      {"batch", o.batch}, {"data", "q, k, v ~ N(0, 1), the same k and v encoded in each format"},
                      {"rings", {{"plain", "logical frames 0..window-1 in slots 0..window-1"},
-                                {"wrapped", "logical frames 3*chunk .. 3*chunk+window-1, the ring wrapped (steady streaming)"}}},
+                                {"wrapped", "logical frames 3*chunk .. 3*chunk+window-1, the ring wrapped (steady streaming)"},
+                                {"stream", "wrapped, the last chunk frames a bf16 tail (the chunk being generated), as each denoising step"}}},
                      {"attn_ms", "median ms per call over every batch of every round"},
                      {"attn_ratio", "median over rounds of (format median / bf16 median in the same round)"}};
     std::printf("avs-attn-bench: %s, %lld x %lld keys, %d heads x 128, %d rounds x %.2f s per format\n", gpu.c_str(), (long long)lq, (long long)lk, H,
@@ -174,12 +180,14 @@ int main(int argc, char ** argv) {
     for (size_t ri = 0; ri < rings.size(); ++ri) {
         const std::string & ring_name = rings[ri];
         const int64_t  end = ring_name == "plain" ? o.window : int64_t(o.window) + 3 * o.chunk;
+        const bool     tail = ring_name == "stream";
         const RingView ring{0, o.window, tpf, end, RopeMode::absolute};
         std::vector<std::vector<double>> batches(cases.size()), round_ms(cases.size());
         for (int r = 0; r < o.rounds; ++r)
             for (size_t i = 0; i < cases.size(); ++i) {
                 const size_t c = (i + size_t(r)) % cases.size();
-                auto call = [&] { return be.attention_ring(out.value(), q.value(), cases[c].store, cases[c].L, ring, none, none, rope, scale); };
+                auto call = [&] { return be.attention_ring(out.value(), q.value(), cases[c].store, cases[c].L, ring, tail ? tk.value() : none,
+                                                        tail ? tv.value() : none, rope, scale); };
                 if (auto s = call(); !s.ok()) return fail(s.with_context(cases[c].name));
                 if (auto s = be.synchronize(); !s.ok()) return fail(s);
                 std::vector<double> mine;
