@@ -40,6 +40,7 @@
 using namespace avs;
 using json = nlohmann::json;
 using avs::bench::median;
+using avs::bench::split;
 
 namespace {
 
@@ -48,14 +49,6 @@ struct Options {
     int         heads = 12, window = 21, chunk = 3, rounds = 5, batch = 10;
     double      seconds = 2.0;
 };
-
-std::vector<std::string> split(const std::string & s) {
-    std::vector<std::string> out;
-    std::stringstream        ss(s);
-    for (std::string item; std::getline(ss, item, ',');)
-        if (!item.empty()) out.push_back(item);
-    return out;
-}
 
 int fail(const Status & s) {
     std::fprintf(stderr, "avs-attn-bench: error: %s\n", s.message().c_str());

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <ctime>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,15 @@ inline double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     const size_t n = v.size();
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// "a,b,,c" -> {a, b, c}: the comma-separated lists of the benchmarks' flags
+inline std::vector<std::string> split(const std::string & s) {
+    std::vector<std::string> out;
+    std::stringstream        ss(s);
+    for (std::string item; std::getline(ss, item, ',');)
+        if (!item.empty()) out.push_back(item);
+    return out;
 }
 
 inline std::string iso_now_utc() {

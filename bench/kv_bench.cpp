@@ -42,6 +42,7 @@ using namespace avs;
 using json = nlohmann::json;
 using avs::bench::iso_now_utc;
 using avs::bench::median;
+using avs::bench::split;
 
 namespace {
 
@@ -53,14 +54,6 @@ struct Options {
 };
 
 
-
-std::vector<std::string> split(const std::string & s) {
-    std::vector<std::string> out;
-    std::stringstream        ss(s);
-    for (std::string item; std::getline(ss, item, ',');)
-        if (!item.empty()) out.push_back(item);
-    return out;
-}
 
 double rel_err(const Tensor & a, const Tensor & ref) {
     double num = 0, den = 0;
