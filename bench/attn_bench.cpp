@@ -29,13 +29,12 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <regex>
-#include <sstream>
 
 using namespace avs;
 using json = nlohmann::json;

@@ -36,7 +36,6 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 
 using namespace avs;
 using json = nlohmann::json;
